@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine (see README):
+#   make run    create .venv, install smilejax, run bin/run_all_folds on the built-in synthetic corpus
+#   make test   create .venv, install smilejax[test], run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.smilejax-installed
+ARGS ?=
+
+.PHONY: venv run test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bin/run_all_folds --config=configs/default.py $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_auda.py
+	$(BIN)/python benchmarks/bench_realsmilenet.py
+
+clean:
+	rm -rf $(VENV) workdirs .pytest_cache
