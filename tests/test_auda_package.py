@@ -1,0 +1,128 @@
+"""The AUDA replication-data package layout (auda.md section 12): reading loose names, writing, round trip."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smilejax.constants import AU_NAMES, AU_NUMBERS, NUM_AUS
+from smilejax.errors import InputError
+from smilejax.io import auda_package as pkg
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+VID = "001_deliberate_smile_2"
+
+
+def _video(vid=VID, t=31, seed=0):
+    rng = np.random.default_rng(seed)
+    return pkg.AudaPackageVideo(
+        id=vid,
+        au_TxA=rng.normal(size=(t, NUM_AUS)) * 3,
+        si_T=rng.normal(size=t) * 0.01,
+        dynamics={"delta_9": rng.normal(size=(t, NUM_AUS)), "2nd_delta_adjusted_27": rng.normal(size=(t, NUM_AUS))},
+        au_wise={"onset": rng.normal(size=pkg.AU_WISE_LENGTH), "whole_smile": rng.normal(size=pkg.AU_WISE_LENGTH)},
+        cross_au={"apex": rng.normal(size=pkg.CROSS_AU_LENGTH)},
+    )
+
+
+def test_round_trip(tmp_path):
+    videos = {VID: _video(), "002_spontaneous_smile_1": _video("002_spontaneous_smile_1", t=12, seed=1)}
+    pkg.write_auda_package(tmp_path, videos)
+    header = (tmp_path / "action_units" / f"{VID}_action_units.txt").read_text().splitlines()[0]
+    assert header == ",".join(AU_NAMES)
+    assert (tmp_path / "features" / "AU-wise_whole_smile" / f"{VID}.txt").is_file()
+    back = pkg.read_auda_package(tmp_path)
+    assert sorted(back) == sorted(videos)
+    for vid, v in videos.items():
+        b = back[vid]
+        np.testing.assert_array_equal(b.au_TxA, v.au_TxA)  # "%.17g" round-trips exactly
+        np.testing.assert_array_equal(b.si_T, v.si_T)
+        assert sorted(b.dynamics) == sorted(v.dynamics)
+        for k in v.dynamics:
+            np.testing.assert_array_equal(b.dynamics[k], v.dynamics[k])
+        assert sorted(b.au_wise) == sorted(v.au_wise) and sorted(b.cross_au) == sorted(v.cross_au)
+        for k in v.au_wise:
+            np.testing.assert_array_equal(b.au_wise[k], v.au_wise[k])
+        np.testing.assert_array_equal(b.cross_au["apex"], v.cross_au["apex"])
+    only = pkg.read_auda_package(tmp_path, ids=["002_spontaneous_smile_1"])
+    assert list(only) == ["002_spontaneous_smile_1"]
+
+
+def test_loose_names(tmp_path):
+    """Alphabetical AU columns named AU1..AU45 plus AU28 and presence columns; feature folders with spaces."""
+    rng = np.random.default_rng(3)
+    au = rng.normal(size=(9, NUM_AUS))
+    names = [f"AU{n}" for n in AU_NUMBERS] + ["AU28", "AU01_c"]
+    values = np.concatenate([au, rng.normal(size=(9, 2))], axis=1)
+    order = np.argsort(names)  # alphabetical as [T] writes: AU1, AU10, AU12, ...
+    (tmp_path / "action_units").mkdir()
+    table = ", ".join(names[i] for i in order) + "\n" + "\n".join(
+        ", ".join(repr(float(row[i])) for i in order) for row in values) + "\n"
+    (tmp_path / "action_units" / f"{VID}_au_intensities.txt").write_text(table)
+    (tmp_path / "dynamics").mkdir()
+    (tmp_path / "dynamics" / f"{VID}_delta_adjusted_27.txt").write_text(table)
+    (tmp_path / "dynamics" / f"{VID}_something_else.txt").write_text(table)  # unknown variant: skipped
+    vec = rng.normal(size=pkg.CROSS_AU_LENGTH)
+    (tmp_path / "features" / "cross-AU whole sequence").mkdir(parents=True)
+    (tmp_path / "features" / "cross-AU whole sequence" / f"{VID}.txt").write_text(
+        ",".join(repr(float(x)) for x in vec) + "\n")
+    (tmp_path / "features" / "sliding 13").mkdir()  # unknown kind: skipped
+    v = pkg.read_auda_package(tmp_path)[VID]
+    np.testing.assert_array_equal(v.au_TxA, au)
+    assert list(v.dynamics) == ["delta_adjusted_27"]
+    np.testing.assert_array_equal(v.dynamics["delta_adjusted_27"], au)
+    np.testing.assert_array_equal(v.cross_au["whole_sequence"], vec)
+    assert v.si_T is None and v.au_wise == {}
+
+
+def test_reference_si_file_in_a_package(tmp_path):
+    src = SHARED / "data" / "auda_reference" / f"{VID}_smile_intensities.txt"
+    if not src.is_file():
+        pytest.skip(f"shared reference data absent: {src}")
+    (tmp_path / "smile_intensities").mkdir()
+    shutil.copy(src, tmp_path / "smile_intensities" / src.name)
+    v = pkg.read_auda_package(tmp_path)[VID]
+    assert v.si_T.shape == (104,) and v.au_TxA is None
+
+
+def _one_line_error(fn, *names):
+    with pytest.raises(InputError) as info:
+        fn()
+    msg = str(info.value)
+    assert "\n" not in msg
+    for name in names:
+        assert name in msg, (name, msg)
+
+
+def test_errors(tmp_path):
+    pkg.write_auda_package(tmp_path, {VID: _video()})
+    au_file = tmp_path / "action_units" / f"{VID}_action_units.txt"
+    lines = au_file.read_text().splitlines()
+    j = lines[0].split(",").index("AU12")
+    au_file.write_text("\n".join(",".join(c for i, c in enumerate(l.split(",")) if i != j) for l in lines) + "\n")
+    _one_line_error(lambda: pkg.read_auda_package(tmp_path), str(au_file), "AU12")
+
+    pkg.write_auda_package(tmp_path, {VID: _video()})
+    feat = tmp_path / "features" / "cross-AU_apex" / f"{VID}.txt"
+    feat.write_text(",".join(["1.0"] * 100) + "\n")
+    _one_line_error(lambda: pkg.read_auda_package(tmp_path), str(feat), "100 values, expected 1088")
+    feat.write_text(",".join(["1.0"] * 1087 + ["x"]) + "\n")
+    _one_line_error(lambda: pkg.read_auda_package(tmp_path), str(feat), "'x'")
+
+    pkg.write_auda_package(tmp_path, {VID: _video()})
+    _one_line_error(lambda: pkg.read_auda_package(tmp_path, ids=["003_deliberate_smile_1"]),
+                    "003_deliberate_smile_1")
+    si = tmp_path / "smile_intensities" / f"{VID}_smile_intensities.txt"
+    si.write_text("0.1\n" * 5)
+    _one_line_error(lambda: pkg.read_auda_package(tmp_path), VID, "5 values")
+    _one_line_error(lambda: pkg.read_auda_package(tmp_path / "absent"), "absent")
+
+
+def test_writer_refuses_bad_shapes(tmp_path):
+    with pytest.raises(ValueError):
+        pkg.write_auda_package(tmp_path, {VID: pkg.AudaPackageVideo(id=VID, au_wise={"onset": np.zeros(5)})})
+    with pytest.raises(ValueError):
+        pkg.write_auda_package(tmp_path, {VID: pkg.AudaPackageVideo(id=VID, au_TxA=np.zeros((3, 16)))})
