@@ -117,7 +117,7 @@ def test_openface_missing_au_column(tmp_path):
     lines = path.read_text().splitlines()
     names = [c.strip() for c in lines[0].split(",")]
     j = names.index("AU12_r")
-    path.write_text("\n".join(", ".join(c for i, c in enumerate(line.split(", ")) if i != j) for line in lines))
+    path.write_text("\n".join(",".join(c for i, c in enumerate(line.split(",")) if i != j) for line in lines))
     raises_input_error(lambda: openface.read_openface_csv(path), str(path), "AU12_r")
 
 
@@ -168,9 +168,9 @@ def test_openface_nan_values(tmp_path):
     def with_nan(rows):
         out = list(lines)
         for r in rows:
-            cells = out[r + 1].split(", ")
+            cells = out[r + 1].split(",")
             cells[j] = "nan"
-            out[r + 1] = ", ".join(cells)
+            out[r + 1] = ",".join(cells)
         return "\n".join(out) + "\n"
 
     path.write_text(with_nan(range(40, 43)))
@@ -198,7 +198,7 @@ def test_openface_several_faces_refused(tmp_path):
     au, _ = _series(n=10)
     path = _write(tmp_path, au)
     lines = path.read_text().splitlines()
-    lines[5] = lines[5].replace(", 0, ", ", 1, ", 1)  # face_id of one row -> 1
+    lines[5] = lines[5].replace(",0,", ",1,", 1)  # face_id of one row -> 1
     path.write_text("\n".join(lines) + "\n")
     raises_input_error(lambda: openface.read_openface_csv(path), str(path), "2 faces")
 

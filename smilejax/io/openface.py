@@ -67,7 +67,9 @@ def fps_from_timestamps(timestamps_T: np.ndarray, *, path: str | os.PathLike = "
 
     fps = 1 / median(diff(t)). When the steps are regular (every step within 25 % of the median, as in any OpenFace
     output), the mean rate (T - 1) / (t[-1] - t[0]) is used instead: OpenFace prints timestamps with 3 decimals, so
-    single steps at 30 fps read 0.033 or 0.034 and the median alone would give 30.3. Rounded to 1e-3 fps.
+    single steps at 30 fps read 0.033 or 0.034 and the median alone would give 30.3. If an integer rate f explains
+    every timestamp to the printed precision (|t_i - t_0 - i/f| <= 0.6 ms), f itself is returned (a 1.2 s clip at
+    30 fps with 3-decimal stamps would otherwise read 30.008). Otherwise rounded to 1e-3 fps.
     """
     t = np.asarray(timestamps_T, dtype=np.float64)
     if t.size < 2:
@@ -78,6 +80,9 @@ def fps_from_timestamps(timestamps_T: np.ndarray, *, path: str | os.PathLike = "
         raise InputError(f"{path}: timestamps do not increase (median step {step}); pass fps")
     if np.all(np.abs(d - step) <= 0.25 * step):
         step = float(t[-1] - t[0]) / (t.size - 1)
+        whole = round(1.0 / step)
+        if whole > 0 and np.max(np.abs(t - t[0] - np.arange(t.size) / whole)) <= 6e-4:
+            return float(whole)
     return round(1.0 / step, 3)
 
 
@@ -221,11 +226,13 @@ def read_openface_csv(path: str | os.PathLike, *, max_gap_frames: int = 10, max_
 
 def write_openface_csv(path: str | os.PathLike, au_TxA: np.ndarray, *, timestamps_T: np.ndarray,
                        success_T: np.ndarray | None = None, confidence_T: np.ndarray | None = None,
-                       presence_TxC: np.ndarray | None = None, face_id: bool = True, decimals: int = 2) -> Path:
-    """Write an OpenFace 2.x style CSV (", "-separated header and rows) with the columns this package reads.
+                       presence_TxC: np.ndarray | None = None, face_id: bool = True, decimals: int = 2,
+                       timestamp_decimals: int = 3, presence_decimals: int = 1) -> Path:
+    """Write an OpenFace 2.x style CSV (", "-separated header, ","-separated rows, as OpenFace's RecorderCSV).
 
-    Columns: frame (1-based), [face_id = 0], timestamp (6 decimals), confidence (2 decimals), success (0/1),
-    AU01_r … AU45_r (``decimals``), then AU01_c … AU45_c (0/1 as given, ``decimals``) when ``presence_TxC`` is given.
+    Columns: frame (1-based), [face_id = 0], timestamp (``timestamp_decimals``, OpenFace: 3), confidence
+    (2 decimals), success (0/1), AU01_r … AU45_r (``decimals``, OpenFace: 2), then AU01_c … AU45_c
+    (``presence_decimals``, OpenFace: 1) when ``presence_TxC`` is given.
     Failed frames are written as given (OpenFace itself writes zeros there). Returns the path.
     """
     path = Path(path)
@@ -241,7 +248,7 @@ def write_openface_csv(path: str | os.PathLike, au_TxA: np.ndarray, *, timestamp
                     else np.asarray(confidence_T, dtype=np.float64).reshape(n))
 
     names = ["frame"] + (["face_id"] if face_id else []) + ["timestamp", "confidence", "success"]
-    fmts = ["%d"] + (["%d"] if face_id else []) + ["%.6f", "%.2f", "%d"]
+    fmts = ["%d"] + (["%d"] if face_id else []) + [f"%.{timestamp_decimals}f", "%.2f", "%d"]
     cols = [np.arange(1, n + 1)] + ([np.zeros(n)] if face_id else []) + [timestamps_T, confidence_T,
                                                                           success_T.astype(np.int64)]
     names += list(AU_INTENSITY_COLUMNS)
@@ -252,9 +259,9 @@ def write_openface_csv(path: str | os.PathLike, au_TxA: np.ndarray, *, timestamp
         if presence_TxC.shape != (n, len(AU_PRESENCE_COLUMNS)):
             raise ValueError(f"presence_TxC must be [{n}, {len(AU_PRESENCE_COLUMNS)}], got {presence_TxC.shape}")
         names += list(AU_PRESENCE_COLUMNS)
-        fmts += [f"%.{decimals}f"] * len(AU_PRESENCE_COLUMNS)
+        fmts += [f"%.{presence_decimals}f"] * len(AU_PRESENCE_COLUMNS)
         cols += list(presence_TxC.T)
     table = np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savetxt(path, table, fmt=fmts, delimiter=", ", header=", ".join(names), comments="")
+    np.savetxt(path, table, fmt=fmts, delimiter=",", header=", ".join(names), comments="")
     return path
