@@ -1,0 +1,99 @@
+"""Experiment configurations (ml_collections). Every number that matters to the paper's experiment lives here.
+
+``paper_config()`` builds the shared settings; ``default.py`` (synthetic corpus), ``uvanemo.py`` (a UvA-NEMO folder)
+and ``test.py`` (tiny corpus, few epochs) adjust it. Any field can be overridden on the command line, e.g.
+``bin/run_all_folds --config=configs/default.py --config.train.epochs=3 --config.seed=1``.
+
+Layout of a config:
+
+- ``seed``: the run's seed: inner validation split, initialisation, shuffling and dropout of every model.
+- ``folds``: the folds ``run_all_folds`` runs (official UvA-NEMO list numbering, realsmilenet.md §6).
+- ``data``: corpus folder (``root``; empty = the synthetic corpus ``synthetic_size``/``synthetic_seed`` generated into
+  ``synthetic_dir`` or ``~/.cache/smilejax/synthetic-<size>-seed<seed>``), cache folder, frame size and stride
+  (0 = round(fps / 10), realsmilenet.md §2).
+- ``auda``: ``smilejax.auda.AudaOptions`` (auda.md §11); ``auda_batch``: how the corpus is batched for extraction.
+- ``train``: optimiser, objective and selection (realsmilenet.md §5-§6): Adam 1e-3, batch 16, L2 weight 0.001,
+  ``selection`` "val" (inner validation split of ``val_fraction`` of the training subjects) or "fixed";
+  ``epochs`` > 0 overrides every model's own ``epochs``; ``bucket``: time axes are padded to multiples of it.
+- ``models.<method>``: architecture ``name`` (``smilejax.models.build``), its options, ``epochs``, ``standardize``
+  (per-feature standardisation with training-split statistics, realsmilenet.md §7), and for fusions ``members``.
+- ``timing``: per-video timing (batch 1, median over the test videos after a warm-up pass).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+AUDA_METHOD_NAMES = ("framewise", "auwise", "crossau")
+
+
+def paper_config() -> ml_collections.ConfigDict:
+  """The paper's settings (realsmilenet.md §5-§7, auda.md §11) with the project's proposed defaults."""
+  c = ml_collections.ConfigDict()
+  c.name = "paper"
+  c.seed = 0
+  c.folds = tuple(range(1, 11))
+
+  c.data = ml_collections.ConfigDict()
+  c.data.root = ""                 # UvA-NEMO-layout folder; "" = synthetic corpus
+  c.data.dataset = ""              # name in reports; "" = "synthetic" / "uvanemo"
+  c.data.require_root = False      # True: an empty root is an error (configs/uvanemo.py)
+  c.data.synthetic_size = "default"
+  c.data.synthetic_seed = 0
+  c.data.synthetic_dir = ""        # "" = ~/.cache/smilejax/synthetic-<size>-seed<seed>
+  c.data.cache_dir = ""            # "" = <root>/.cache (decoded frames, AUDA features)
+  c.data.frame_size = 48           # RealSmileNet input, realsmilenet.md §2
+  c.data.frame_stride = 0          # 0 = round(fps / 10): 5 at 50 fps
+
+  c.auda = ml_collections.ConfigDict()   # auda.md §11 (fields of smilejax.auda.AudaOptions)
+  c.auda.clip_au = False
+  c.auda.windows = (9, 27)
+  c.auda.base_fps = 50.0
+  c.auda.legacy_edge = True
+  c.auda.phase_window = 27
+  c.auda.phase_stability = 3
+  c.auda.min_smile_seconds = 1.0
+  c.auda.segments = ("onset", "apex", "offset", "whole_smile")
+  c.auda.cross_au_abs = True
+  c.auda.time_unit = "seconds"
+
+  c.auda_batch = ml_collections.ConfigDict()
+  c.auda_batch.bucket = 64          # AU series padded to multiples of 64 frames for extraction
+  c.auda_batch.chunk_size = 64      # videos per compiled extraction call
+
+  c.train = ml_collections.ConfigDict()  # realsmilenet.md §5-§6
+  c.train.batch_size = 16
+  c.train.eval_batch_size = 16
+  c.train.learning_rate = 1e-3
+  c.train.adam_b1 = 0.9
+  c.train.adam_b2 = 0.999
+  c.train.adam_eps = 1e-8
+  c.train.l2_weight = 1e-3          # x sum of unsquared L2 norms of every parameter tensor
+  c.train.selection = "val"         # "val" | "fixed"
+  c.train.val_fraction = 0.1        # of the training subjects
+  c.train.epochs = 0                # > 0: override every model's epochs
+  c.train.bucket = 16               # time axis padded to a multiple of this
+
+  c.models = ml_collections.ConfigDict()
+  c.models.realsmilenet = ml_collections.ConfigDict(dict(
+      name="realsmilenet", epochs=10, standardize=False,          # [O] demo default: 10 epochs
+      hidden=8, encoder_channels=(4, 6), nonlocal_channels=4, final_channels=10, encoder_dropout=0.2,
+      final_dropout=0.5, bn_momentum=0.9, bn_epsilon=1e-5, scan_unroll=1))
+  c.models.framewise = ml_collections.ConfigDict(dict(
+      name="framewise", epochs=30, standardize=True,
+      hidden=150, branch_features=150, dropout=0.5, final_branch="dense", bn_momentum=0.9, bn_epsilon=1e-5,
+      scan_unroll=1))
+  for name in ("auwise", "crossau"):
+    c.models[name] = ml_collections.ConfigDict(dict(
+        name=name, epochs=30, standardize=True, branch_features=150, dropout=0.5, bn_momentum=0.9,
+        bn_epsilon=1e-5))
+  c.models.fusion_auda = ml_collections.ConfigDict(dict(
+      name="fusion", epochs=30, standardize=False, members=AUDA_METHOD_NAMES))
+  c.models.fusion_all = ml_collections.ConfigDict(dict(
+      name="fusion", epochs=30, standardize=False, members=("realsmilenet",) + AUDA_METHOD_NAMES))
+
+  c.timing = ml_collections.ConfigDict()
+  c.timing.enabled = True
+  c.timing.warmup = True            # one untimed pass over the videos first (compiles every bucket)
+  c.timing.max_videos = 0           # 0 = every test video of the fold
+  return c

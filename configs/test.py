@@ -1,0 +1,33 @@
+"""Tiny configuration for tests and smoke runs: the synthetic tiny corpus (12 subjects, about 40 videos, clips of at
+most 4 s) and a few epochs.
+
+    bin/run_all_folds --config=configs/test.py --folds=1,2       # workdir ./workdirs/test
+
+Expected runtime: about a minute for a fold on a 2-core CPU (mostly compilation), seconds for each further fold.
+"""
+
+import importlib.util
+import pathlib
+
+
+def _paper_config():
+  path = pathlib.Path(__file__).resolve().with_name("__init__.py")
+  spec = importlib.util.spec_from_file_location("_smilejax_configs", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.paper_config()
+
+
+def get_config():
+  c = _paper_config()
+  c.name = "test"
+  c.data.synthetic_size = "tiny"
+  c.train.val_fraction = 0.2
+  # One padded length for every tiny clip (<= 4 s: <= 40 sampled frames, <= 200 AU frames), so each step compiles
+  # once; the paper configs use finer buckets (less padding on long corpora).
+  c.train.bucket = 64
+  c.auda_batch.bucket = 256
+  for name in ("realsmilenet", "framewise", "auwise", "crossau", "fusion_auda", "fusion_all"):
+    c.models[name].epochs = 2
+  c.timing.max_videos = 3
+  return c

@@ -1,0 +1,922 @@
+"""AUDA: action-unit dynamics features (normative spec: ../shared/spec/auda.md).
+
+Pipeline (spec, top): 17 AU intensity series + the smile-intensity (SI) series -> sliding-window regression
+(omega = 9, 27 frames at 50 fps) -> 154 frame-wise features -> phase detection on the SI -> segments -> AU-wise
+(119 per segment) and cross-AU (1088 per segment) -> whole-video vectors (476 and 4352).
+
+Everything is a pure function of arrays with static shapes, so it runs under ``jit`` and ``vmap``; the batched path
+(:func:`extract_batch`) processes many padded videos with one compiled function.
+
+Numerics (spec section 2):
+
+* every window is computed with the two-pass form (window mean first, then centred sums), as a fixed "convolution"
+  of ``omega`` shifted slices of the edge-padded series -- no running sums, which lose digits;
+* a constant window is detected by ``max == min`` (r := 1, delta := 0), never by ``S_vv == 0``;
+* divisions and square roots are guarded with ``where`` so that values *and gradients* are finite everywhere.
+
+Precision: the phase detector (spec section 5) compares slopes exactly, so it always runs on float64. The public
+entry points (:func:`detect_phases`, :func:`detect_phases_batch`, :func:`extract`, :func:`extract_batch`) do this by
+calling a separately jitted function inside the thread-local context manager ``jax.enable_x64(True)``; the global
+``jax_enable_x64`` flag is never changed, so the rest of the program keeps its own precision. The feature arithmetic
+runs in the input precision (float32 by default; float64 when x64 is enabled by the caller). Called on tracers
+inside a caller's ``jit``, :func:`detect_phases` computes in the dtype of its input (float64 only if the caller
+enabled x64) -- use the concrete-array entry points to get the exact phases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from smilejax.constants import (BASE_FPS, NUM_AUS, PHASE_APEX, PHASE_NONE, PHASE_OFFSET, PHASE_ONSET)
+from smilejax.errors import InputError
+
+__all__ = [
+    "AudaOptions", "AudaFeatures", "AudaFeaturesBatch", "Dynamics", "SEGMENT_LABELS",
+    "scale_window", "scaled_windows", "trend", "second_order_trend", "dynamics",
+    "detect_phases", "detect_phases_batch", "frame_features", "au_wise_features", "cross_au_features",
+    "extract", "extract_batch", "compute_features", "feature_dims", "pair_index", "AU_PAIRS",
+]
+
+# Segment name -> phase labels it unites (spec section 6).
+SEGMENT_LABELS: dict[str, tuple[int, ...]] = {
+    "onset": (PHASE_ONSET,),
+    "apex": (PHASE_APEX,),
+    "offset": (PHASE_OFFSET,),
+    "whole_smile": (PHASE_ONSET, PHASE_APEX, PHASE_OFFSET),
+    "whole_sequence": (PHASE_NONE, PHASE_ONSET, PHASE_APEX, PHASE_OFFSET),
+}
+
+# The 136 AU pairs (i, j), i < j, in the order of spec section 9: p = i (33 - i) / 2 + (j - i - 1).
+AU_PAIRS: np.ndarray = np.array([(i, j) for i in range(NUM_AUS) for j in range(i + 1, NUM_AUS)], dtype=np.int32)
+
+
+def pair_index(i: int, j: int, n_aus: int = NUM_AUS) -> int:
+    """Index p of the AU pair (i, j), i < j (spec section 9): p = i (2n - 1 - i) / 2 + (j - i - 1)."""
+    if not 0 <= i < j < n_aus:
+        raise ValueError(f"pair_index needs 0 <= i < j < {n_aus}, got ({i}, {j})")
+    return i * (2 * n_aus - 1 - i) // 2 + (j - i - 1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Options (spec section 11)
+# ----------------------------------------------------------------------------------------------------------------
+
+_TIME_UNITS = ("seconds", "frames")
+
+
+@dataclasses.dataclass(frozen=True)
+class AudaOptions:
+    """AUDA configuration; the defaults are spec section 11. Hashable, so it is a static ``jit`` argument.
+
+    windows: nominal regression windows at ``base_fps`` (scaled per section 2 for other frame rates).
+    phase_window: nominal window of the phase detector on the SI (section 5).
+    phase_stability: STAB, consecutive frames (never scaled).
+    min_smile_seconds: MIN_LEN = round(fps * min_smile_seconds) frames.
+    segments: any of ``SEGMENT_LABELS``' names, any count; concatenated in this order (section 10).
+    """
+
+    clip_au: bool = False
+    windows: tuple[int, ...] = (9, 27)
+    base_fps: float = float(BASE_FPS)
+    legacy_edge: bool = True
+    phase_window: int = 27
+    phase_stability: int = 3
+    min_smile_seconds: float = 1.0
+    segments: tuple[str, ...] = ("onset", "apex", "offset", "whole_smile")
+    cross_au_abs: bool = True
+    time_unit: str = "seconds"
+
+    def __post_init__(self):
+        object.__setattr__(self, "windows", tuple(int(w) for w in self.windows))
+        object.__setattr__(self, "segments", tuple(str(s) for s in self.segments))
+        if not self.windows or any(w < 1 for w in self.windows):
+            raise ValueError(f"AudaOptions.windows must be positive integers, got {self.windows}")
+        for seg in self.segments:
+            if seg not in SEGMENT_LABELS:
+                raise ValueError(f"AudaOptions.segments: unknown segment {seg!r} (known: {', '.join(SEGMENT_LABELS)})")
+        if not self.segments:
+            raise ValueError("AudaOptions.segments must name at least one segment")
+        if self.time_unit not in _TIME_UNITS:
+            raise ValueError(f"AudaOptions.time_unit must be one of {_TIME_UNITS}, got {self.time_unit!r}")
+        if self.phase_stability < 1:
+            raise ValueError(f"AudaOptions.phase_stability must be >= 1, got {self.phase_stability}")
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "AudaOptions":
+        """From an ``ml_collections.ConfigDict``, a mapping or an ``AudaOptions``; absent keys keep the defaults.
+
+        Unknown keys are an error (a typo must not silently fall back to a default).
+        """
+        if cfg is None:
+            return cls()
+        if isinstance(cfg, cls):
+            return cfg
+        if hasattr(cfg, "to_dict"):
+            cfg = cfg.to_dict()
+        if not isinstance(cfg, Mapping):
+            raise TypeError(f"AudaOptions.from_config expects a ConfigDict or a mapping, got {type(cfg).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - names)
+        if unknown:
+            raise ValueError(f"unknown AUDA option(s): {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg.items()}
+        return cls(**kwargs)
+
+    def replace(self, **changes) -> "AudaOptions":
+        return dataclasses.replace(self, **changes)
+
+
+def _resolve_options(options: Any, overrides: Mapping[str, Any]) -> AudaOptions:
+    opts = AudaOptions.from_config(options)
+    return opts.replace(**overrides) if overrides else opts
+
+
+def scale_window(window: int, fps: float, base_fps: float = float(BASE_FPS)) -> int:
+    """Window in frames at ``fps`` (spec section 2): max(3, 2 floor(w fps / base / 2) + 1).
+
+    The nearest odd integer to ``window * fps / base_fps`` (an exact even value rounds up); e.g. 25 fps -> 5, 13;
+    30 fps -> 5, 17; 60 fps -> 11, 33; 100 fps -> 19, 55. At ``fps == base_fps`` the window is unchanged.
+    """
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if float(fps) == float(base_fps):
+        return int(window)
+    return max(3, 2 * int(math.floor(window * float(fps) / float(base_fps) / 2.0)) + 1)
+
+
+def scaled_windows(options: AudaOptions, fps: float) -> tuple[int, ...]:
+    return tuple(scale_window(w, fps, options.base_fps) for w in options.windows)
+
+
+def _min_smile_frames(options: AudaOptions, fps: float) -> int:
+    return int(round(float(fps) * options.min_smile_seconds))
+
+
+def feature_dims(options: AudaOptions | None = None, n_aus: int = NUM_AUS) -> dict[str, int]:
+    """Feature widths: frame (154), au_wise (476) and cross_au (4352) with the default options."""
+    opts = options or AudaOptions()
+    nw, ns = len(opts.windows), len(opts.segments)
+    n_pairs = n_aus * (n_aus - 1) // 2
+    per_seg_au = 3 * n_aus + 2 * n_aus * nw
+    per_seg_cross = 4 * n_pairs * nw
+    return {"frame": n_aus + 4 * nw * n_aus + 1, "au_wise_segment": per_seg_au, "au_wise": ns * per_seg_au,
+            "cross_au_segment": per_seg_cross, "cross_au": ns * per_seg_cross}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sliding-window regression (spec sections 2-3)
+# ----------------------------------------------------------------------------------------------------------------
+
+class Dynamics(NamedTuple):
+    """First- and second-order dynamics of one series (each [..., T])."""
+    delta: jax.Array
+    r: jax.Array
+    delta_adj: jax.Array
+    delta2: jax.Array
+    r2: jax.Array
+    delta2_adj: jax.Array
+
+
+def _lengths_for(x: jax.Array, length) -> jax.Array:
+    """Per-series real length, broadcast to x.shape[:-1] (int32, at least 1)."""
+    t_len = x.shape[-1]
+    if length is None:
+        return jnp.full(x.shape[:-1], t_len, dtype=jnp.int32)
+    length = jnp.asarray(length, dtype=jnp.int32)
+    return jnp.broadcast_to(jnp.clip(length, 1, t_len), x.shape[:-1])
+
+
+def _edge_padded(x: jax.Array, h: int, length: jax.Array, legacy_edge: bool) -> jax.Array:
+    """The effective series x'[k], k = -h .. T+h-1, as an array [..., T + 2h] (spec section 3).
+
+    legacy:  x'[k] = x[L-1] for k >= L-h (this wins, as in the original, where it is written last),
+             x[0] for k < 0, x[k] otherwise;
+    plain:   x'[k] = x[0] for k < 0, x[L-1] for k >= L, x[k] otherwise.
+    L is the series' real length, so a padded series gives exactly the values of its unpadded prefix.
+    """
+    t_len = x.shape[-1]
+    k = jnp.arange(-h, t_len + h, dtype=jnp.int32)
+    xpad = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(h, h)])
+    first = x[..., :1]
+    last = jnp.take_along_axis(x, (length - 1)[..., None], axis=-1)
+    lim = (length - h if legacy_edge else length)[..., None]
+    return jnp.where(k >= lim, last, jnp.where(k < 0, first, xpad))
+
+
+def _keep(x: jax.Array, one: jax.Array | None) -> jax.Array:
+    """``x / one`` with ``one`` a runtime 1.0: numerically the identity (IEEE division by 1 is exact), but XLA treats a
+    floating division as expensive and does not duplicate it into every consumer fusion, so an intermediate that many
+    window slices read (the padded series, the window means, the sums) is computed once instead of once per slice.
+    A performance hint only; with ``one=None`` it is a no-op."""
+    return x if one is None else x / one.astype(x.dtype)
+
+
+def _regress(xp: jax.Array, t_len: int, window: int, one=None):
+    """Two-pass least squares on every window of the padded series: returns (delta, r) [..., T].
+
+    Window of frame t = xp[t : t + window]; abscissae 0..w-1, t_bar = (w-1)/2; S_tt = w (w^2 - 1) / 12.
+    mean first, then S_tv = sum (j - t_bar)(v_j - mean), S_vv = sum (v_j - mean)^2;
+    delta = S_tv / S_tt, r = S_tv / sqrt(S_tt S_vv); constant window (all samples equal): delta = 0, r = 1.
+    The window is a fixed set of ``window`` shifted slices, i.e. a convolution with a fixed kernel.
+    """
+    tbar = (window - 1) / 2.0
+    s_tt = window * (window * window - 1) / 12.0
+    cols = [xp[..., j:j + t_len] for j in range(window)]
+    total = cols[0]
+    for c in cols[1:]:
+        total = total + c
+    mean = _keep(total / window, one)
+    s_tv = jnp.zeros_like(mean)
+    s_vv = jnp.zeros_like(mean)
+    for j, c in enumerate(cols):
+        dv = c - mean
+        if j != tbar:  # (j - t_bar) = 0 adds an exact zero
+            s_tv = s_tv + (j - tbar) * dv
+        s_vv = s_vv + dv * dv
+    s_tv = _keep(s_tv, one)
+    # Constant window <=> no two neighbouring samples differ (the exact test "max == min", on 1-byte flags).
+    changed = xp[..., 1:] != xp[..., :-1]
+    any_change = changed[..., 0:t_len]
+    for j in range(1, window - 1):
+        any_change = any_change | changed[..., j:j + t_len]
+    # One stored array carries both S_vv (>= 0) and the constant flag (-1), so the flag is computed only once.
+    key = _keep(jnp.where(any_change, s_vv, -1.0), one)
+    constant = key < 0
+    s_vv = jnp.maximum(key, 0.0)
+    positive = s_vv > 0
+    # Guarded division: a finite value and gradient on constant (and underflowed) windows.
+    denom = jnp.sqrt(s_tt * jnp.where(positive, s_vv, 1.0))
+    r = jnp.where(constant, 1.0, jnp.where(positive, s_tv / denom, 0.0)).astype(xp.dtype)
+    delta = jnp.where(constant, 0.0, s_tv / s_tt).astype(xp.dtype)
+    return delta, r
+
+
+def _runtime_one(lengths: jax.Array) -> jax.Array:
+    """A 1.0 that XLA cannot constant-fold (derived from the lengths): see :func:`_keep`."""
+    return jnp.where(jnp.min(lengths) > -1, 1.0, 2.0)
+
+
+def _trend(x, window: int, length, legacy_edge: bool, one=None):
+    t_len = x.shape[-1]
+    h = window // 2
+    xp = _keep(_edge_padded(x, h, length, legacy_edge), one)
+    delta, r = _regress(xp, t_len, window, one)
+    real = jnp.arange(t_len) < length[..., None]
+    delta = jnp.where(real, delta, 0.0)
+    r = jnp.where(real, r, 0.0)
+    return delta, r, delta * jnp.abs(r)
+
+
+def _check_window(window) -> int:
+    window = int(window)
+    if window < 3 or window % 2 == 0:
+        raise ValueError(f"window must be an odd integer >= 3 (a centred window), got {window}")
+    return window
+
+
+def trend(x, *, window: int, legacy_edge: bool = True, length=None):
+    """Centred sliding-window regression of a series (spec sections 2-3): ``(delta, r, delta_adj)``.
+
+    Args:
+      x: [T] (or [..., T], regressed along the last axis), any T >= 1; float32 or float64.
+      window: odd window in frames (already scaled to the frame rate, see :func:`scale_window`).
+      legacy_edge: True reproduces the original program's edge rule (section 3), False is replicate padding.
+      length: optional real length(s) L (scalar or [...]) of a padded series: the edge rule is applied at L and
+        frames t >= L get delta = r = delta_adj = 0, so the first L values equal those of ``x[:L]``.
+
+    Returns:
+      delta = S_tv / S_tt (slope per frame), r = S_tv / sqrt(S_tt S_vv) (r := 1 and delta := 0 on a constant window),
+      delta_adj = delta * |r|; each with the shape of x.
+    """
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ValueError(f"trend needs a series of length >= 1, got shape {x.shape}")
+    window = _check_window(window)
+    lengths = _lengths_for(x, length)
+    return _trend(x, window, lengths, legacy_edge, _runtime_one(lengths))
+
+
+def dynamics(x, *, window: int, legacy_edge: bool = True, length=None) -> Dynamics:
+    """First and second order (spec section 2): the second pass regresses the raw delta series with the same window
+    and edge rule; delta2_adj = delta2 * |r2| (r of the second regression)."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    window = _check_window(window)
+    lengths = _lengths_for(x, length)
+    one = _runtime_one(lengths)
+    d, r, da = _trend(x, window, lengths, legacy_edge, one)
+    d2, r2, d2a = _trend(d, window, lengths, legacy_edge, one)
+    return Dynamics(d, r, da, d2, r2, d2a)
+
+
+def second_order_trend(x, *, window: int, legacy_edge: bool = True, length=None):
+    """Second-order dynamics ``(delta2, r2, delta2_adj)``: :func:`trend` applied to the raw delta of ``x``."""
+    dyn = dynamics(x, window=window, legacy_edge=legacy_edge, length=length)
+    return dyn.delta2, dyn.r2, dyn.delta2_adj
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Phase detection (spec section 5)
+# ----------------------------------------------------------------------------------------------------------------
+
+def _shift(a: jax.Array, i: int, fill) -> jax.Array:
+    """a[..., k + i] along the last axis (i < 0 looks back), ``fill`` outside."""
+    if i == 0:
+        return a
+    pad = jnp.full(a.shape[:-1] + (abs(i),), fill, a.dtype)
+    if i > 0:
+        return jnp.concatenate([a[..., i:], pad], axis=-1)
+    return jnp.concatenate([pad, a[..., :i]], axis=-1)
+
+
+def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_edge: bool, stab: int,
+                 min_len: int) -> jax.Array:
+    """Phase labels of a batch of padded SI series v [B, T] with real lengths [B] (spec section 5).
+
+    Restates the original's loops as one forward ``lax.scan`` over the frames (vectorised over the batch) plus
+    vectorised look-ups; d = Delta and dd = Delta^2 of v (raw, edge rule at each real length):
+
+    * (a) start: ``pos3[k]`` = d[k .. k+STAB-1] all > 0 inside the series. The first candidate starts at the first
+      such k. After a candidate ends (``run == STAB`` at frame k: a renewed rise p .. k, p = k-STAB+1, end = p-1), the
+      original's next start search from ``end`` finds p itself: d[end] <= 0 (end is the frame where ``falling`` began,
+      which has d < 0, or a frame that reset the run), and pos3[p] holds. Its scan over p .. k only sees d > 0, so the
+      scan opens the next candidate at the closing step with the extremes of those frames precomputed (``fold_*``).
+    * (b) the forward scan: running extremes (first one on ties), peak and mid = (v[s] + peak) / 2 (equal to the
+      original's mid, which starts at v[s]), falling, run -- the carry of the scan. A candidate still open at the last
+      real frame ends at N.
+    * (c) guard, (f) tie, (g) validity as in the spec; (d) apex = first j in [rise, fall-2] with dd[j] < dd[j+1]
+      (else s) and (e) off = 1 + last k in [rise+1, fall-2] with dd[k+1] < dd[k] (else -1) are suffix-min / prefix-max
+      index tables looked up once per candidate.
+    * labels: a candidate closed at step k has end - 1 = k - STAB - 1, a static shift; frame t belongs to the first
+      candidate whose end exceeds t (a suffix minimum), or to the final one, if its start is <= t.
+    """
+    b, t_len = v_BxT.shape
+    lengths = jnp.clip(lengths_B.astype(jnp.int32), 1, t_len)
+    one = _runtime_one(lengths)
+    d, _, _ = _trend(v_BxT, window, lengths, legacy_edge, one)
+    dd, _, _ = _trend(d, window, lengths, legacy_edge, one)
+    f = v_BxT.dtype
+    tt = jnp.arange(t_len, dtype=jnp.int32)
+    real = tt < lengths[:, None]
+    big = t_len + stab + 2  # "no such frame"
+    pos = (d > 0) & real
+    pos3 = pos
+    for i in range(1, stab):
+        pos3 = pos3 & _shift(pos, i, False)
+
+    # Extremes of the STAB frames p = k-STAB+1 .. k (all d > 0) folded into the candidate opened at p.
+    fold_best = _shift(d, -(stab - 1), 0.0)
+    fold_rise = jnp.broadcast_to((tt - (stab - 1)).astype(f), (b, t_len))
+    fold_peak = _shift(v_BxT, -(stab - 1), 0.0)
+    fold_vs = fold_peak
+    for i in range(1, stab):
+        di = _shift(d, -(stab - 1 - i), 0.0)
+        better = di > fold_best
+        fold_best = jnp.where(better, di, fold_best)
+        fold_rise = jnp.where(better, (tt - (stab - 1) + i).astype(f), fold_rise)
+        fold_peak = jnp.maximum(fold_peak, _shift(v_BxT, -(stab - 1 - i), 0.0))
+
+    # The first candidate opens at the first pos3 frame s0 (known before the scan); scanning s0 itself changes
+    # nothing but best_up / rise (d[s0] > 0: peak stays v[s0], no fall, not falling).
+    s0 = jnp.min(jnp.where(pos3, tt, big), axis=1)
+    has0 = s0 < lengths
+    v_s0 = jnp.take_along_axis(v_BxT, jnp.clip(s0, 0, t_len - 1)[:, None], axis=1)[:, 0]
+    d_s0 = jnp.take_along_axis(d, jnp.clip(s0, 0, t_len - 1)[:, None], axis=1)[:, 0]
+    zero = jnp.zeros((b,), f)
+    # carry: s, vs = v[s], best_up, rise, best_down, fall, peak, fr = run while falling (-1 before): one number
+    # for both, so that "close" is a single comparison.
+    init = (jnp.where(has0, s0, big).astype(f), v_s0, jnp.where(has0, d_s0, 0.0), s0.astype(f), zero, zero - 1,
+            v_s0, zero - 1)
+    # One [T, B, 8] array of per-frame inputs: a physical transpose, so that each step reads contiguous memory (XLA
+    # would otherwise keep the [B, T] layout and read a strided column per step).
+    xs = jnp.stack([jnp.broadcast_to(tt.astype(f), (b, t_len)), d, v_BxT, real.astype(f), fold_best, fold_rise,
+                    fold_peak, fold_vs], axis=0)
+    xs = _keep(jnp.transpose(xs, (2, 1, 0)), one)                      # [T, B, 8]
+    one_f = one.astype(f)
+
+    def step(c, x):
+        k, dk, vk, ok, f_best, f_rise, f_peak, f_vs = (x[:, i] for i in range(8))
+        s, vs, best_up, rise, best_down, fall, peak, fr = c
+        proc = (ok > 0) & (k > s)
+        up = proc & (dk > best_up)
+        down = proc & (dk < best_down)
+        peak_n = jnp.where(proc, jnp.maximum(peak, vk), peak)
+        mid = (vs + peak_n) / 2
+        falling = (fr >= 0) | (proc & (vk < mid) & (dk < 0))
+        fr_n = _keep(jnp.where(proc & falling, jnp.where(dk > 0, jnp.maximum(fr, 0.0) + 1.0, 0.0), fr), one_f)
+        close = fr_n == stab
+        record = (close, s, jnp.where(up, k, rise), jnp.where(down, k, fall))  # end = k - STAB
+        # the next candidate opens at p = k - STAB + 1 and has already scanned p .. k
+        s_n = jnp.where(close, k - (stab - 1), s)
+        vs_n = jnp.where(close, f_vs, vs)
+        best_up_n = jnp.where(close, f_best, jnp.where(up, dk, best_up))
+        rise_n = jnp.where(close, f_rise, jnp.where(up, k, rise))
+        best_down_n = jnp.where(close, 0.0, jnp.where(down, dk, best_down))
+        fall_n = jnp.where(close, -1.0, jnp.where(down, k, fall))
+        peak_n = jnp.where(close, f_peak, peak_n)
+        fr_n = jnp.where(close, -1.0, fr_n)
+        return (s_n, vs_n, best_up_n, rise_n, best_down_n, fall_n, peak_n, fr_n), record
+
+    last, (closed, c_s, c_rise, c_fall) = lax.scan(step, init, xs)
+    # candidate closed at step k -> indexed at its last frame end - 1 = k - STAB - 1
+    closed, c_s, c_rise, c_fall = (_shift(jnp.swapaxes(a, 0, 1), stab + 1, fill)
+                                   for a, fill in ((closed, False), (c_s, -1.0), (c_rise, -1.0), (c_fall, -1.0)))
+    c_s, c_rise, c_fall = (a.astype(jnp.int32) for a in (c_s, c_rise, c_fall))
+    c_end = tt + 1
+    f_s, f_rise, f_fall = (last[i].astype(jnp.int32) for i in (0, 3, 5))
+    final_open = f_s < lengths
+
+    # (d)/(e) tables
+    up_knee = (dd < _shift(dd, 1, 0.0)) & (tt + 1 < lengths[:, None])
+    next_up = lax.cummin(jnp.where(up_knee, tt, big), axis=1, reverse=True)
+    down_knee = (_shift(dd, 1, 0.0) < dd) & (tt + 1 < lengths[:, None])
+    prev_down = lax.cummax(jnp.where(down_knee, tt, -1), axis=1)
+
+    def boundaries(s, end, rise, fall):
+        """(apex, off, valid) of candidates with these fields (any common shape [B, ...])."""
+        def lookup(table, k, default):
+            idx = jnp.clip(k, 0, t_len - 1).reshape(b, -1)
+            got = jnp.take_along_axis(table, idx, axis=1).reshape(k.shape)
+            return jnp.where((k >= 0) & (k < t_len), got, default)
+        j = lookup(next_up, rise, big)
+        apex = jnp.where((rise >= 0) & (j <= fall - 2), j, s)
+        kk = lookup(prev_down, fall - 2, -1)
+        off = jnp.where((fall - 2 >= 0) & (kk >= rise + 1), kk + 1, -1)
+        tie = apex == off
+        later = apex - rise > fall - apex
+        apex, off = jnp.where(tie & later, rise, apex), jnp.where(tie & ~later, fall, off)
+        valid = (fall >= 0) & (s < apex) & (apex < off) & (off < end) & (end - s >= min_len)
+        return apex, off, valid
+
+    c_apex, c_off, c_valid = boundaries(c_s, c_end, c_rise, c_fall)
+    c_valid = c_valid & closed
+    fe = lengths[:, None]
+    f_apex, f_off, f_valid = boundaries(f_s[:, None], fe, f_rise[:, None], f_fall[:, None])
+    f_valid = f_valid & final_open[:, None]
+
+    # frame t -> first closed candidate with end - 1 >= t, else the final one
+    owner = lax.cummin(jnp.where(closed, tt, big), axis=1, reverse=True)
+    has = owner < big
+    idx = jnp.clip(owner, 0, t_len - 1)
+    take = lambda a: jnp.take_along_axis(a, idx, axis=1)
+    s_t = jnp.where(has, take(c_s), f_s[:, None])
+    apex_t = jnp.where(has, take(c_apex), f_apex)
+    off_t = jnp.where(has, take(c_off), f_off)
+    valid_t = jnp.where(has, take(c_valid), f_valid)
+    inside = valid_t & (tt >= s_t) & real
+    label = jnp.where(tt < apex_t, PHASE_ONSET, jnp.where(tt < off_t, PHASE_APEX, PHASE_OFFSET))
+    return jnp.where(inside, label, PHASE_NONE).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("window", "legacy_edge", "stab", "min_len"))
+def _phases_batch_jit(si_BxT, lengths_B, *, window, legacy_edge, stab, min_len):
+    return _phases_core(si_BxT, lengths_B, window=window, legacy_edge=legacy_edge, stab=stab, min_len=min_len)
+
+
+def _is_traced(*arrays) -> bool:
+    return any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def _phase_params(window, fps, legacy_edge, stability, min_smile_seconds, base_fps=float(BASE_FPS)):
+    return dict(window=scale_window(window, fps, base_fps), legacy_edge=bool(legacy_edge), stab=int(stability),
+                min_len=int(round(float(fps) * min_smile_seconds)))
+
+
+def detect_phases(si, *, window: int = 27, fps: float = BASE_FPS, legacy_edge: bool = True, stability: int = 3,
+                  min_smile_seconds: float = 1.0, length=None) -> jax.Array:
+    """Smile phases of an SI series (spec section 5): int32 [T], 0 none, 1 onset, 2 apex, 3 offset.
+
+    ``window`` is nominal at 50 fps and scaled per section 2; MIN_LEN = round(fps * min_smile_seconds); STAB is not
+    scaled. Concrete input runs in float64 (inside ``jax.enable_x64(True)``; the global flag is untouched). Traced
+    input (inside a caller's jit / vmap) runs in its own dtype. ``length``: real length of a padded series (frames
+    beyond it get 0).
+    """
+    params = _phase_params(window, fps, legacy_edge, stability, min_smile_seconds)
+    if _is_traced(si, length):
+        si = jnp.asarray(si)
+        if not jnp.issubdtype(si.dtype, jnp.floating):
+            si = si.astype(jnp.result_type(float))
+        if si.ndim != 1:
+            raise ValueError(f"detect_phases expects a 1-D series, got shape {si.shape}")
+        n = jnp.asarray(si.shape[0] if length is None else length, jnp.int32)
+        return _phases_core(si[None], n.reshape(1), **params)[0]
+    si = np.asarray(si, dtype=np.float64)
+    if si.ndim != 1 or si.shape[0] < 1:
+        raise ValueError(f"detect_phases expects a 1-D series of length >= 1, got shape {si.shape}")
+    n = si.shape[0] if length is None else int(length)
+    with jax.enable_x64(True):
+        out = _phases_batch_jit(si[None], np.array([n], np.int32), **params)
+        out = np.asarray(out[0])
+    return jnp.asarray(out)
+
+
+def detect_phases_batch(si_BxT, lengths_B, *, window: int = 27, fps: float = BASE_FPS, legacy_edge: bool = True,
+                        stability: int = 3, min_smile_seconds: float = 1.0) -> jax.Array:
+    """:func:`detect_phases` of many padded SI series at once: int32 [B, T] (frames t >= lengths_B[b] get 0).
+
+    Runs in float64 for concrete input (see :func:`detect_phases`); traced input runs in its own dtype.
+    """
+    params = _phase_params(window, fps, legacy_edge, stability, min_smile_seconds)
+    if _is_traced(si_BxT, lengths_B):
+        return _phases_batch_jit(jnp.asarray(si_BxT), jnp.asarray(lengths_B, jnp.int32), **params)
+    si = np.asarray(si_BxT, dtype=np.float64)
+    if si.ndim != 2 or si.shape[1] < 1:
+        raise ValueError(f"detect_phases_batch expects [B, T] with T >= 1, got shape {si.shape}")
+    lengths = np.asarray(lengths_B, dtype=np.int32).reshape(si.shape[0])
+    with jax.enable_x64(True):
+        out = np.asarray(_phases_batch_jit(si, lengths, **params))
+    return jnp.asarray(out)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Features (spec sections 6-10)
+# ----------------------------------------------------------------------------------------------------------------
+
+class AudaFeatures(NamedTuple):
+    """All AUDA features of one video (spec sections 7-10)."""
+    frame_TxD: jax.Array        # [T, 154]
+    au_wise_D: jax.Array        # [476]
+    cross_au_D: jax.Array       # [4352]
+    phases_T: jax.Array         # int32 [T]
+    no_smile_detected: bool     # no valid smile: its segments' features are zeros
+
+
+class AudaFeaturesBatch(NamedTuple):
+    """AUDA features of a padded batch (host NumPy arrays, input order); frames t >= lengths_B[b] are zeros."""
+    frame_BxTxD: np.ndarray         # [B, T, 154]
+    au_wise_BxD: np.ndarray         # [B, 476]
+    cross_au_BxD: np.ndarray        # [B, 4352]
+    phases_BxT: np.ndarray          # int32 [B, T] (0 beyond each length)
+    no_smile_detected_B: np.ndarray  # bool [B]
+    lengths_B: np.ndarray           # int32 [B]
+
+
+@functools.lru_cache(maxsize=None)
+def _pairs(n_au: int) -> np.ndarray:
+    """The spec's pair list (i, j), i < j, in order p = 0 .. n(n-1)/2 - 1 (section 9)."""
+    return np.array([(i, j) for i in range(n_au) for j in range(i + 1, n_au)], dtype=np.int32)
+
+
+@functools.lru_cache(maxsize=None)
+def _circulant_pairs(n_au: int):
+    """Pairs as circular shifts: rows (s, a) = (a, (a + s) mod n) for s = 1 .. n//2 cover every unordered pair once
+    (for even n the shift n/2 is taken for a < n/2 only). A shift is a static slice + concatenate along the AU axis, far
+    cheaper than a gather. Returns (shifts, order, flipped): ``order[p]`` is the circulant row of spec pair p and
+    ``flipped[p]`` tells that the row holds (j, i), i.e. Delta_j - Delta_i."""
+    rows = []
+    shifts = []
+    for sft in range(1, n_au // 2 + 1):
+        count = n_au // 2 if (n_au % 2 == 0 and sft == n_au // 2) else n_au
+        shifts.append((sft, count))
+        rows += [(a, (a + sft) % n_au) for a in range(count)]
+    where = {pair: k for k, pair in enumerate(rows)}
+    order, flipped = [], []
+    for i, j in _pairs(n_au):
+        if (i, j) in where:
+            order.append(where[(i, j)])
+            flipped.append(False)
+        else:
+            order.append(where[(j, i)])
+            flipped.append(True)
+    return tuple(shifts), np.array(order, np.int32), np.array(flipped, bool)
+
+
+def _pair_differences(delta_BxAxWxT: jax.Array) -> jax.Array:
+    """Delta_a - Delta_{(a+s) mod n} for the circulant pair rows: [B, P, W, T]."""
+    n_au = delta_BxAxWxT.shape[1]
+    shifts, _, _ = _circulant_pairs(n_au)
+    parts = []
+    for sft, count in shifts:
+        rolled = jnp.concatenate([delta_BxAxWxT[:, sft:], delta_BxAxWxT[:, :sft]], axis=1)
+        parts.append((delta_BxAxWxT - rolled)[:, :count])
+    return jnp.concatenate(parts, axis=1)
+
+
+def _features_core(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts: AudaOptions, want: tuple):
+    """Frame-wise / AU-wise / cross-AU features of a padded batch (static shapes, masked reductions).
+
+    ``want`` selects the outputs ("frame", "au_wise", "cross_au"). Segment statistics (section 6) are masked
+    reductions over the whole padded series: first per phase label (each frame has exactly one), then combined into
+    the configured segments (unions of labels); padded frames belong to no label.
+    """
+    x = jnp.swapaxes(au_BxTxA, 1, 2)  # [B, A, T]: regress along the contiguous last axis
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.result_type(float))
+    if opts.clip_au:
+        x = jnp.clip(x, 0.0, 5.0)
+    dtype = x.dtype
+    b, n_au, t_len = x.shape
+    lengths = jnp.clip(lengths_B.astype(jnp.int32), 1, t_len)
+    real = jnp.arange(t_len) < lengths[:, None]                        # [B, T]
+    x = jnp.where(real[:, None, :], x, 0.0)
+    lengths_ba = jnp.broadcast_to(lengths[:, None], (b, n_au))
+    one = _runtime_one(lengths)
+    windows = scaled_windows(opts, fps)
+    dyn = []
+    for w in windows:
+        d, _, da = _trend(x, w, lengths_ba, opts.legacy_edge, one)
+        d2, _, d2a = _trend(d, w, lengths_ba, opts.legacy_edge, one)
+        dyn.append((d, da, d2, d2a))
+    out = {}
+    if "frame" in want:
+        blocks = [x]
+        for q in range(4):  # delta, delta_adj, delta2, delta2_adj; each for every window (section 7)
+            blocks += [dk[q] for dk in dyn]
+        blocks.append(jnp.where(real, si_BxT.astype(dtype), 0.0)[:, None, :])
+        out["frame"] = jnp.swapaxes(jnp.concatenate(blocks, axis=1), 1, 2)  # [B, T, D]
+    if "au_wise" not in want and "cross_au" not in want:
+        return out
+
+    nw = len(windows)
+    delta = jnp.stack([dk[0] for dk in dyn], axis=2)                  # [B, A, W, T]
+    phases = jnp.where(real, phases_BxT.astype(jnp.int32), -1)
+    labels = sorted({lab for seg in opts.segments for lab in SEGMENT_LABELS[seg]})
+    is_label = [phases == lab for lab in labels]
+    # Additive masks (0 inside, +inf outside) and 0/1 weights: cheaper than select for XLA, exact on finite values.
+    add_LxBxT = [jnp.where(m, 0.0, jnp.inf).astype(dtype) for m in is_label]
+    mul_LxBxT = [m.astype(dtype) for m in is_label]
+    count_BxL = jnp.stack([jnp.sum(m, axis=-1) for m in mul_LxBxT], axis=1)
+    seg_labels = [[labels.index(lab) for lab in SEGMENT_LABELS[seg]] for seg in opts.segments]
+    seg_count = jnp.stack([sum(count_BxL[:, k] for k in ks) for ks in seg_labels], axis=1)   # [B, S]
+    nonempty = seg_count > 0
+
+    def combine(per_label, op):  # list over labels of [B, ...] -> [B, S, ...]
+        segs = []
+        for ks in seg_labels:
+            acc = per_label[ks[0]]
+            for k in ks[1:]:
+                acc = op(acc, per_label[k])
+            segs.append(acc)
+        return jnp.stack(segs, axis=1)
+
+    if "au_wise" in want:
+        series = jnp.concatenate([x, delta.reshape(b, n_au * nw, t_len)], axis=1)   # [B, A + A W, T]
+        s_max = [jnp.max(series - a[:, None, :], axis=-1) for a in add_LxBxT]
+        s_min = [jnp.min(x + a[:, None, :], axis=-1) for a in add_LxBxT]
+        s_sum = [jnp.sum(series * m[:, None, :], axis=-1) for m in mul_LxBxT]
+        seg_max = combine(s_max, jnp.maximum)
+        seg_min = combine(s_min, jnp.minimum)
+        seg_mean = combine(s_sum, jnp.add) / jnp.maximum(seg_count, 1).astype(dtype)[..., None]
+        x_max, d_max = seg_max[..., :n_au], seg_max[..., n_au:]
+        x_mean, d_mean = seg_mean[..., :n_au], seg_mean[..., n_au:]
+        seg = jnp.concatenate([x_max - jnp.where(nonempty[..., None], seg_min, 0.0), x_mean, x_max, d_mean, d_max],
+                              axis=-1)                                   # [B, S, 119]
+        out["au_wise"] = jnp.where(nonempty[..., None], seg, 0.0).astype(dtype).reshape(b, -1)
+
+    if "cross_au" in want:
+        _, order, flipped = _circulant_pairs(n_au)
+        diff = _pair_differences(delta)                                # [B, P, W, T] (circulant rows)
+        if opts.cross_au_abs:
+            diff = jnp.abs(diff)
+        diff = _keep(diff, one)  # stored once; fused into the reduction below it would be recomputed per operand
+        # One fused pass per extreme over the stored pair differences, every label at once (a variadic reduce).
+        inf = np.array(np.inf, dtype)
+        red_min = lax.reduce(tuple(diff + a[:, None, None, :] for a in add_LxBxT), (inf,) * len(labels),
+                             lambda u, v: tuple(jnp.minimum(p, q) for p, q in zip(u, v)), (3,))
+        red_max = lax.reduce(tuple(diff - a[:, None, None, :] for a in add_LxBxT), (-inf,) * len(labels),
+                             lambda u, v: tuple(jnp.maximum(p, q) for p, q in zip(u, v)), (3,))
+        c_min = combine(list(red_min), jnp.minimum)                    # [B, S, P, W]
+        c_max = combine(list(red_max), jnp.maximum)
+        c_min, c_max = c_min[:, :, order], c_max[:, :, order]          # spec pair order
+        if not opts.cross_au_abs:  # a flipped row holds Delta_j - Delta_i: min/max swap and change sign
+            fl = flipped[None, None, :, None]
+            c_min, c_max = jnp.where(fl, -c_max, c_min), jnp.where(fl, -c_min, c_max)
+        pi, pj = _pairs(n_au)[:, 0], _pairs(n_au)[:, 1]
+        delta_adj = jnp.stack([dk[1] for dk in dyn], axis=2)            # [B, A, W, T]
+        i_max, i_min = [], []
+        for ks in seg_labels:
+            seg_add = add_LxBxT[ks[0]]
+            for k in ks[1:]:
+                seg_add = jnp.minimum(seg_add, add_LxBxT[k])
+            # absolute frame index of the first maximum / minimum of the r-adjusted slope within the segment
+            i_max.append(jnp.argmax(delta_adj - seg_add[:, None, None, :], axis=-1))
+            i_min.append(jnp.argmin(delta_adj + seg_add[:, None, None, :], axis=-1))
+        i_max = jnp.stack(i_max, axis=1)                                # [B, S, A, W]
+        i_min = jnp.stack(i_min, axis=1)
+        scale = (1.0 / float(fps)) if opts.time_unit == "seconds" else 1.0
+        t_up = (i_max[:, :, pi] - i_max[:, :, pj]).astype(dtype) * scale   # [B, S, P, W]
+        t_down = (i_min[:, :, pi] - i_min[:, :, pj]).astype(dtype) * scale
+        n_s = len(opts.segments)
+        seg = jnp.concatenate([c_min.reshape(b, n_s, -1), c_max.reshape(b, n_s, -1), t_up.reshape(b, n_s, -1),
+                               t_down.reshape(b, n_s, -1)], axis=-1)    # [B, S, 1088]
+        out["cross_au"] = jnp.where(nonempty[..., None], seg, 0.0).astype(dtype).reshape(b, -1)
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("fps", "opts", "want"))
+def _features_jit(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps, opts, want):
+    return _features_core(au_BxTxA, si_BxT, phases_BxT, lengths_B, fps=fps, opts=opts, want=want)
+
+
+_ALL = ("frame", "au_wise", "cross_au")
+
+
+def compute_features(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float = BASE_FPS, options=None,
+                     outputs: Sequence[str] = _ALL) -> dict[str, jax.Array]:
+    """Pure, jittable feature computation for a padded batch with given phases (spec sections 6-10).
+
+    Returns a dict with the requested ``outputs``: "frame" [B, T, 154] (zeros beyond each length), "au_wise" [B, 476],
+    "cross_au" [B, 4352]. ``fps`` and ``options`` are static. No input validation (see :func:`extract_batch`).
+    """
+    opts = AudaOptions.from_config(options)
+    want = tuple(o for o in _ALL if o in outputs)
+    unknown = set(outputs) - set(_ALL)
+    if unknown:
+        raise ValueError(f"unknown outputs {sorted(unknown)} (known: {_ALL})")
+    return _features_core(jnp.asarray(au_BxTxA), jnp.asarray(si_BxT), jnp.asarray(phases_BxT),
+                          jnp.asarray(lengths_B), fps=float(fps), opts=opts, want=want)
+
+
+def _needed_frames(fps: float, opts: AudaOptions) -> int:
+    return max(scaled_windows(opts, fps) + (scale_window(opts.phase_window, fps, opts.base_fps),))
+
+
+def _check_length(n: int, label: str, fps: float, opts: AudaOptions):
+    need = _needed_frames(fps, opts)
+    if n < need:
+        raise InputError(f"{label}: {n} frames is shorter than the largest AUDA window ({need} frames at {fps:g} fps)")
+
+
+def _check_finite(au, si, label):
+    if not (np.all(np.isfinite(au)) and np.all(np.isfinite(si))):
+        raise InputError(f"{label}: AU or SI series contains NaN or inf")
+
+
+def _bucket(n: int, bucket: int) -> int:
+    return max(bucket, -(-n // bucket) * bucket) if bucket else n
+
+
+_PHASE_CHUNK = 256  # videos per phase-detection call: the scan's per-step work stays in cache (benchmarks/README)
+
+
+def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK):
+    """Float64 phases of a padded batch, in chunks of ``chunk`` videos (the last one padded with copies)."""
+    si_BxT = np.asarray(si_BxT, np.float64)
+    lengths_B = np.asarray(lengths_B, np.int32)
+    n = si_BxT.shape[0]
+    if n <= chunk:
+        return np.asarray(detect_phases_batch(si_BxT, lengths_B, window=opts.phase_window, fps=fps,
+                                              legacy_edge=opts.legacy_edge, stability=opts.phase_stability,
+                                              min_smile_seconds=opts.min_smile_seconds))
+    parts = []
+    for c0 in range(0, n, chunk):
+        idx = np.minimum(np.arange(c0, c0 + chunk), n - 1)  # static chunk shape
+        parts.append(_phases_for(si_BxT[idx], lengths_B[idx], fps, opts, chunk)[: min(chunk, n - c0)])
+    return np.concatenate(parts)
+
+
+def _single(au_TxA, si_T, fps, options, overrides, name, phases_T, want, bucket=64):
+    """One video through the batched path (T padded to a multiple of ``bucket``: one compilation per bucket)."""
+    opts = _resolve_options(options, overrides)
+    label = name if name is not None else "<video>"
+    au = np.asarray(au_TxA)
+    si = np.asarray(si_T, dtype=np.float64)
+    if au.ndim != 2:
+        raise InputError(f"{label}: AU array must be [T, A], got shape {au.shape}")
+    if si.ndim != 1 or si.shape[0] != au.shape[0]:
+        raise InputError(f"{label}: SI series has shape {si.shape}, AU series has {au.shape[0]} frames")
+    t_len = au.shape[0]
+    _check_length(t_len, label, fps, opts)
+    _check_finite(au, si, label)
+    if not np.issubdtype(au.dtype, np.floating):
+        au = au.astype(np.float32)
+    dtype = jax.dtypes.canonicalize_dtype(au.dtype)  # float32 unless x64 is enabled
+    t_pad = _bucket(t_len, bucket)
+    au_p = np.zeros((1, t_pad, au.shape[1]), dtype)
+    au_p[0, :t_len] = au
+    si_p = np.zeros((1, t_pad), np.float64)
+    si_p[0, :t_len] = si
+    lengths = np.array([t_len], np.int32)
+    if phases_T is None:
+        phases = _phases_for(si_p, lengths, fps, opts)
+    else:
+        phases = np.zeros((1, t_pad), np.int32)
+        phases[0, :t_len] = np.asarray(phases_T, np.int32).reshape(t_len)
+    out = _features_jit(au_p, si_p.astype(dtype), phases, lengths, fps=float(fps), opts=opts, want=want)
+    if "frame" in out:
+        out["frame"] = out["frame"][:, :t_len]
+    return out, phases[0, :t_len]
+
+
+def frame_features(au_TxA, si_T, *, fps: float = BASE_FPS, options=None, name: str | None = None,
+                   **overrides) -> jax.Array:
+    """Frame-wise features [T, 154] (spec section 7): AU values, Delta_9, Delta_27, adj_9, adj_27, Delta2_9,
+    Delta2_27, adj2_9, adj2_27 (17 each, AU order of section 1), SI."""
+    out, _ = _single(au_TxA, si_T, fps, options, overrides, name, None, ("frame",))
+    return out["frame"][0]
+
+
+def au_wise_features(au_TxA, si_T, *, fps: float = BASE_FPS, phases_T=None, options=None, name: str | None = None,
+                     **overrides) -> jax.Array:
+    """AU-wise vector [476] = segments x 119 (spec sections 8, 10); phases from the SI unless ``phases_T`` given."""
+    out, _ = _single(au_TxA, si_T, fps, options, overrides, name, phases_T, ("au_wise",))
+    return out["au_wise"][0]
+
+
+def cross_au_features(au_TxA, si_T, *, fps: float = BASE_FPS, phases_T=None, options=None, name: str | None = None,
+                      **overrides) -> jax.Array:
+    """Cross-AU vector [4352] = segments x 1088 (spec sections 9, 10); phases from the SI unless given."""
+    out, _ = _single(au_TxA, si_T, fps, options, overrides, name, phases_T, ("cross_au",))
+    return out["cross_au"][0]
+
+
+def extract(au_TxA, si_T, *, fps: float = BASE_FPS, options=None, name: str | None = None,
+            **overrides) -> AudaFeatures:
+    """All AUDA features of one video (spec sections 5-10).
+
+    Args:
+      au_TxA: [T, 17] AU intensities (section 1 order), used raw unless ``clip_au``.
+      si_T: [T] smile intensity.
+      fps: frame rate (windows scaled per section 2).
+      options: AudaOptions, ConfigDict or mapping (defaults: section 11); keyword overrides, e.g.
+        ``legacy_edge=False``, are applied on top.
+      name: video id for error messages.
+
+    Raises:
+      InputError: a series shorter than the largest window (27 frames at 50 fps), mismatched or non-finite input.
+    """
+    out, phases = _single(au_TxA, si_T, fps, options, overrides, name, None, _ALL)
+    return AudaFeatures(out["frame"][0], out["au_wise"][0], out["cross_au"][0], jnp.asarray(phases),
+                        not bool(np.any(phases > 0)))
+
+
+def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options=None,
+                  names: Sequence[str] | None = None, bucket: int = 64, chunk_size: int | None = 64,
+                  **overrides) -> AudaFeaturesBatch:
+    """All AUDA features of many padded videos (zero-padded at the end; real lengths ``lengths_B``).
+
+    Features of video b equal those of its unpadded prefix [:lengths_B[b]] (edge rule applied at the real length,
+    padded frames excluded from every segment). Videos are processed in order of length, in chunks of
+    ``chunk_size`` whose time axis is padded to a multiple of ``bucket`` frames, so each chunk does little padded
+    work and one compiled function serves every chunk with the same bucket (``chunk_size=None``: one call for the
+    whole batch). Phase detection runs first, in float64, for all videos.
+
+    Returns host (NumPy) arrays in the input order: frame_BxTxD [B, T, 154] (zeros beyond each length), au_wise_BxD,
+    cross_au_BxD, phases_BxT, no_smile_detected_B, lengths_B.
+
+    Raises:
+      InputError: a video shorter than the largest window (named by ``names[b]``, else its index), a length beyond
+        the padded axis, or non-finite values in the real frames.
+    """
+    opts = _resolve_options(options, overrides)
+    au = np.asarray(au_BxTxA)
+    si = np.asarray(si_BxT, dtype=np.float64)
+    lengths = np.asarray(lengths_B).astype(np.int64).reshape(-1)
+    if au.ndim != 3 or si.shape != au.shape[:2] or lengths.shape[0] != au.shape[0]:
+        raise ValueError(f"extract_batch expects au [B, T, A], si [B, T], lengths [B]; got {au.shape}, {si.shape}, "
+                         f"{lengths.shape}")
+    if names is not None and len(names) != au.shape[0]:
+        raise ValueError(f"extract_batch: {len(names)} names for {au.shape[0]} videos")
+    n_vid, t_len, n_au = au.shape
+    for b in range(n_vid):
+        label = names[b] if names is not None else f"video {b}"
+        n = int(lengths[b])
+        if n > t_len:
+            raise InputError(f"{label}: length {n} exceeds the padded length {t_len}")
+        _check_length(n, label, fps, opts)
+        _check_finite(au[b, :n], si[b, :n], label)
+    if not np.issubdtype(au.dtype, np.floating):
+        au = au.astype(np.float32)
+    dtype = jax.dtypes.canonicalize_dtype(au.dtype)  # float32 unless x64 is enabled
+    order = np.argsort(lengths, kind="stable")
+    chunk = n_vid if not chunk_size else min(int(chunk_size), n_vid)
+    t_all = _bucket(int(lengths.max()), bucket)
+
+    # phases for every video (float64), at the common bucketed length
+    si_p = np.zeros((n_vid, t_all), np.float64)
+    real = np.arange(min(t_len, t_all))[None, :] < lengths[:, None]
+    si_p[:, :t_len] = np.where(real, si[:, :t_all], 0.0)
+    phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts)
+
+    n_d = feature_dims(opts, n_au)
+    frame = np.zeros((n_vid, t_len, n_d["frame"]), dtype)
+    au_wise = np.zeros((n_vid, n_d["au_wise"]), dtype)
+    cross = np.zeros((n_vid, n_d["cross_au"]), dtype)
+    for c0 in range(0, n_vid, chunk):
+        idx = order[c0:c0 + chunk]
+        t_c = min(_bucket(int(lengths[idx].max()), bucket), t_all)
+        full = np.concatenate([idx, np.repeat(idx[-1:], chunk - len(idx))])  # static chunk shape
+        au_c = np.zeros((chunk, t_c, n_au), dtype)
+        span = min(t_c, t_len)
+        au_c[:, :span] = au[full, :span]
+        out = _features_jit(au_c, si_p[full, :t_c].astype(dtype), phases[full, :t_c], lengths[full].astype(np.int32),
+                            fps=float(fps), opts=opts, want=_ALL)
+        k = len(idx)
+        frame[idx, :span] = np.asarray(out["frame"])[:k, :span]
+        au_wise[idx] = np.asarray(out["au_wise"])[:k]
+        cross[idx] = np.asarray(out["cross_au"])[:k]
+    phases_out = np.zeros((n_vid, t_len), np.int32)
+    phases_out[:, :min(t_len, t_all)] = phases[:, :t_len]
+    return AudaFeaturesBatch(frame, au_wise, cross, phases_out, ~np.any(phases_out > 0, axis=1),
+                             lengths.astype(np.int32))

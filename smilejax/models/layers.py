@@ -1,0 +1,369 @@
+"""Building blocks shared by the smilejax models (spec ``realsmilenet.md`` §3-§5, §7).
+
+- PyTorch-default initialisers (spec §3 "Initialisation"): weights and biases of every conv and dense layer are drawn
+  from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which is what ``kaiming_uniform_(a=sqrt(5))`` plus PyTorch's bias rule give.
+- :class:`MaskedBatchNorm`: BatchNorm whose training statistics come only from the entries a mask marks as real
+  (spec §4), with PyTorch's running-average rule (momentum 0.1, unbiased running variance, eps 1e-5).
+- :func:`safe_l2_norm`: sqrt(sum w^2) with a zero (not NaN) gradient at an all-zero tensor (spec §5, "NaN trap").
+- Exact 2x2 pooling by reshape (the models only pool even-sized maps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+# U(-1/sqrt(fan_in), 1/sqrt(fan_in)): variance_scaling(scale=1/3, fan_in, uniform) has limit sqrt(3 * (1/3) / fan_in).
+# Flax computes fan_in of a conv kernel (kh, kw, in, out) as kh * kw * in, and of a dense kernel (in, out) as in,
+# exactly PyTorch's fan_in for the same layer.
+torch_kernel_init: Initializer = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def torch_bias_init(fan_in: int) -> Initializer:
+  """PyTorch's default bias initialiser for a layer with ``fan_in`` inputs: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / float(np.sqrt(fan_in)) if fan_in > 0 else 0.0
+
+  def init(key: Array, shape: Sequence[int], dtype: Any = jnp.float32) -> Array:
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def torch_uniform_init(bound: float) -> Initializer:
+  """U(-bound, bound) for any shape (PyTorch's ``nn.LSTM`` uses bound = 1/sqrt(hidden) for all its tensors)."""
+
+  def init(key: Array, shape: Sequence[int], dtype: Any = jnp.float32) -> Array:
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def torch_conv(features: int, kernel_size: int, in_features: int, *, padding: str | int = "SAME",
+               name: str | None = None) -> nn.Conv:
+  """A 2-D ``nn.Conv`` (NHWC, stride 1, with bias) initialised like PyTorch's ``nn.Conv2d``.
+
+  ``in_features`` is only needed for the bias bound (fan_in = k * k * in_features).
+  """
+  return nn.Conv(features, (kernel_size, kernel_size), padding=padding, use_bias=True,
+                 kernel_init=torch_kernel_init,
+                 bias_init=torch_bias_init(kernel_size * kernel_size * in_features), name=name)
+
+
+def _pad_hw(x: Array, before: int, after: int) -> Array:
+  return jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(before, after), (before, after), (0, 0)])
+
+
+def conv_by_shifts(x_NxHxWxI: Array, kernel_KxKxIxO: Array, *, padding: str = "SAME") -> Array:
+  """Stride-1 2-D convolution (cross-correlation; ... x H x W x I, kernel HWIO) as a sum of shifted scalings.
+
+      y[..., y, x, o] = sum_{dy, dx, i} x_pad[..., y + dy, x + dx, i] * kernel[dy, dx, i, o]
+
+  Same result as ``lax.conv_general_dilated`` up to float rounding. XLA fuses the kh*kw*I terms into one vectorised
+  loop, which on CPU is ~10x faster than its generic convolution for the encoder's tiny channel counts (3->3, 3->4,
+  4->6 at 48x48 / 24x24); for wide layers (I * O large) the library convolution is faster. Any leading axes.
+  """
+  kh, kw, c_in, _ = kernel_KxKxIxO.shape
+  if padding == "SAME":
+    if kh != kw:
+      raise ValueError(f"conv_by_shifts: SAME padding needs a square kernel, got {kernel_KxKxIxO.shape}")
+    x_NxHxWxI = _pad_hw(x_NxHxWxI, (kh - 1) // 2, kh // 2)
+  elif padding != "VALID":
+    raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+  h = x_NxHxWxI.shape[-3] - kh + 1
+  w = x_NxHxWxI.shape[-2] - kw + 1
+  out = None
+  for dy in range(kh):
+    for dx in range(kw):
+      for i in range(c_in):
+        term = x_NxHxWxI[..., dy:dy + h, dx:dx + w, i:i + 1] * kernel_KxKxIxO[dy, dx, i]
+        out = term if out is None else out + term
+  return out
+
+
+# --- Polyphase ("phase") representation -------------------------------------------------------------------------
+# A map y (... x H x W x C, H and W divisible by f) is held as its f*f polyphase components, a list ordered
+# [y_00, y_01, ..., y_(f-1)(f-1)] with y_PQ[i, j] = y[f*i + P, f*j + Q]. A 'SAME' convolution of a phase-held map
+# is computed phase by phase with unit-stride slices only, and a 2x2 average pool of a map held at factor f is the
+# map held at factor f/2 whose components are means of four input components (f = 2: the plain pooled map). XLA
+# fuses conv -> BN -> ReLU -> pool into loops that vectorise; on the full-resolution map the stride-2 pool fused into
+# the convolution does not (measured ~5x slower on CPU). RealSmileNet (conv_impl="phase") holds its frames at f = 4
+# so that both encoder stages run this way.
+
+
+def _factor(phases: Sequence[Array]) -> int:
+  f = int(round(np.sqrt(len(phases))))
+  if f * f != len(phases) or f < 2:
+    raise ValueError(f"a phase-held map needs f*f >= 4 components, got {len(phases)}")
+  return f
+
+
+def phase_split(x_NxHxWxC: Array, factor: int = 2) -> list[Array]:
+  """The factor**2 polyphase components x[..., P::f, Q::f, :] (row-major in (P, Q); H, W divisible by f)."""
+  f = factor
+  if x_NxHxWxC.shape[-3] % f or x_NxHxWxC.shape[-2] % f:
+    raise ValueError(f"phase_split: H and W must be divisible by {f}, got shape {x_NxHxWxC.shape}")
+  return [x_NxHxWxC[..., p::f, q::f, :] for p in range(f) for q in range(f)]
+
+
+def phase_merge(phases: Sequence[Array]) -> Array:
+  """Inverse of :func:`phase_split`: interleave the components back into ... x H x W x C."""
+  f = _factor(phases)
+  *lead, h, w, c = phases[0].shape
+  y = jnp.stack(phases, axis=-4).reshape(*lead, f, f, h, w, c)  # (..., P, Q, i, j, c)
+  n = len(lead)
+  y = jnp.transpose(y, tuple(range(n)) + (n + 2, n, n + 3, n + 1, n + 4))  # (..., i, P, j, Q, c)
+  return y.reshape(*lead, f * h, f * w, c)
+
+
+def phase_avg_pool2(phases: Sequence[Array]) -> Array | list[Array]:
+  """2x2 average pool (stride 2) of a map held at factor f: held at f/2 (a plain array when f = 2)."""
+  f = _factor(phases)
+  g = f // 2
+  if f % 2:
+    raise ValueError(f"phase_avg_pool2: factor must be even, got {f}")
+  out = []
+  for p in range(g):
+    for q in range(g):
+      c = [phases[(2 * p + a) * f + 2 * q + b] for a in (0, 1) for b in (0, 1)]
+      out.append(((c[0] + c[1]) + (c[2] + c[3])) * 0.25)
+  return out[0] if g == 1 else out
+
+
+def phase_conv_same(phases: Sequence[Array], kernel_KxKxIxO: Array) -> list[Array]:
+  """'SAME' stride-1 convolution (odd square kernel) of a map held at factor f; the output is held the same way.
+
+  Output component (A, B) at (i, j) is y[f i + A, f j + B] = sum_{dy,dx,c} x[f i + s_y, f j + s_x, c] k[dy, dx, c]
+  with s = A + dy - r (r = K // 2); input pixel f i + s lives in component s mod f at row i + floor(s / f).
+  """
+  f = _factor(phases)
+  k, kw, c_in, _ = kernel_KxKxIxO.shape
+  if k != kw or k % 2 == 0:
+    raise ValueError(f"phase_conv_same: needs an odd square kernel, got {kernel_KxKxIxO.shape}")
+  r = k // 2
+  pad = -(-r // f)  # ceil(r / f)
+  padded = [_pad_hw(p, pad, pad) for p in phases]
+  h, w = phases[0].shape[-3], phases[0].shape[-2]
+  outs = []
+  for a in range(f):
+    for b in range(f):
+      out = None
+      for dy in range(k):
+        sy = a + dy - r
+        oy = pad + sy // f
+        for dx in range(k):
+          sx = b + dx - r
+          ox = pad + sx // f
+          src = padded[f * (sy % f) + (sx % f)]
+          for i in range(c_in):
+            term = src[..., oy:oy + h, ox:ox + w, i:i + 1] * kernel_KxKxIxO[dy, dx, i]
+            out = term if out is None else out + term
+      outs.append(out)
+  return outs
+
+
+def _while_identity(tree: Any) -> Any:
+  # A while loop whose trip count XLA cannot know (0 or 1, from the data) and whose body is the identity: the loop
+  # carry is a buffer, so what goes in is computed once and not fused into (and recomputed by) what comes out.
+  leaves = jax.tree_util.tree_leaves(tree)
+  probe = jnp.ravel(leaves[0])[0]
+  trips = (probe == probe).astype(jnp.int32)  # 1, or 0 for NaN: either way the result is `tree` itself
+
+  def body(carry):
+    i, t = carry
+    return i + 1, jax.tree_util.tree_map(lambda a: jnp.where(i < 0, jnp.zeros_like(a), a), t)
+
+  return jax.lax.while_loop(lambda c: c[0] < trips, body, (jnp.int32(0), tree))[1]
+
+
+@jax.custom_vjp
+def fusion_barrier(tree: Any) -> Any:
+  """Identity that makes XLA materialise ``tree`` (a pytree of arrays) instead of fusing it into its consumers.
+
+  ``jax.lax.optimization_barrier`` is dropped by XLA's CPU pipeline before fusion, and XLA then fuses the small
+  convolutions of :func:`phase_conv_same` into every consumer (pads, phase slices, pools), recomputing them in
+  loops that do not vectorise (measured 4x slower). A data-dependent while loop is a boundary XLA keeps. The
+  gradient is the identity (the cotangent goes through the same barrier).
+  """
+  return _while_identity(tree)
+
+
+def _fusion_barrier_fwd(tree):
+  return _while_identity(tree), None
+
+
+def _fusion_barrier_bwd(_, g):
+  return (_while_identity(g),)
+
+
+fusion_barrier.defvjp(_fusion_barrier_fwd, _fusion_barrier_bwd)
+
+
+CONV_IMPLS = ("phase", "lax")
+
+
+class SmallConv(nn.Module):
+  """A stride-1 conv layer with params ``kernel`` (k, k, I, O) and ``bias`` (O,) (PyTorch-default inits unless
+  given), for layers with few channels.
+
+  Input: an array ... x H x W x I ('SAME' or 'VALID' padding), or a phase-held map (a list of 4 arrays; 'SAME'
+  only), which gives a phase-held output. ``impl`` for plain arrays: "phase" (or any non-"lax") computes by
+  :func:`conv_by_shifts`, "lax" by ``lax.conv_general_dilated``.
+  """
+
+  features: int
+  kernel_size: int = 3
+  padding: str = "SAME"
+  impl: str = "phase"
+  kernel_init: Initializer | None = None
+  bias_init: Initializer | None = None
+
+  @nn.compact
+  def __call__(self, x: Array | Sequence[Array]) -> Array | list[Array]:
+    phased = isinstance(x, (list, tuple))
+    c_in = (x[0] if phased else x).shape[-1]
+    k = self.kernel_size
+    kernel = self.param("kernel", self.kernel_init or torch_kernel_init, (k, k, c_in, self.features), jnp.float32)
+    bias = self.param("bias", self.bias_init or torch_bias_init(k * k * c_in), (self.features,), jnp.float32)
+    if phased:
+      if self.padding != "SAME":
+        raise ValueError("SmallConv: a phase-held input needs padding='SAME'")
+      return [y + bias for y in phase_conv_same(x, kernel)]
+    if self.impl == "lax":
+      lead = x.shape[:-3]
+      y = jax.lax.conv_general_dilated(x.reshape((-1,) + x.shape[-3:]), kernel, (1, 1), self.padding,
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      return y.reshape(lead + y.shape[1:]) + bias
+    return conv_by_shifts(x, kernel, padding=self.padding) + bias
+
+
+def torch_dense(features: int, in_features: int, *, name: str | None = None) -> nn.Dense:
+  """``nn.Dense`` initialised like PyTorch's ``nn.Linear`` (weights and bias U(+-1/sqrt(in_features)))."""
+  return nn.Dense(features, kernel_init=torch_kernel_init, bias_init=torch_bias_init(in_features), name=name)
+
+
+def _pool2(x_NxHxWxC: Array, combine) -> Array:
+  # Pairs of rows, then pairs of columns, combined elementwise: XLA fuses this into one loop, whereas a
+  # reduce over the split axes (or reduce_window) is ~8x slower on CPU for these small maps.
+  *lead, h, w, c = x_NxHxWxC.shape
+  y = x_NxHxWxC.reshape(*lead, h // 2, 2, w // 2, 2 * c)
+  y = combine(y[..., 0, :, :], y[..., 1, :, :])
+  y = y.reshape(*lead, h // 2, w // 2, 2, c)
+  return combine(y[..., 0, :], y[..., 1, :])
+
+
+def avg_pool2(x_NxHxWxC: Array) -> Array:
+  """2x2 average pooling, stride 2 (H and W must be even; exact, no padding)."""
+  return _pool2(x_NxHxWxC, jnp.add) * 0.25
+
+
+def max_pool2(x_NxHxWxC: Array) -> Array:
+  """2x2 max pooling, stride 2 (H and W must be even)."""
+  return _pool2(x_NxHxWxC, jnp.maximum)
+
+
+def time_mask(lengths_B: Array, t: int) -> Array:
+  """m_{b,t} = [t < L_b] as a bool array [B, T] (spec §4; padding is at the end)."""
+  return jnp.arange(t)[None, :] < jnp.asarray(lengths_B)[:, None]
+
+
+@jax.custom_jvp
+def safe_l2_norm(x: Array) -> Array:
+  """||x||_2 = sqrt(sum x^2) over all entries (unsquared), with gradient x/||x|| and **0** where x is all zeros.
+
+  A plain ``jnp.sqrt(jnp.sum(x**2))`` has gradient 0/0 = NaN at x = 0; the non-local BatchNorm gamma and beta start
+  exactly there (spec §3.4, §5 "NaN trap"). PyTorch's ``norm`` returns a zero subgradient at 0; so does this.
+  """
+  return jnp.sqrt(jnp.sum(jnp.square(x)))
+
+
+@safe_l2_norm.defjvp
+def _safe_l2_norm_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  norm = jnp.sqrt(jnp.sum(jnp.square(x)))
+  # Divide by 1 where the norm is 0: the numerator sum(x * dx) is then 0 too, so the derivative is exactly 0.
+  safe = jnp.where(norm > 0, norm, 1.0)
+  return norm, jnp.sum(x * dx) / safe
+
+
+class MaskedBatchNorm(nn.Module):
+  """BatchNorm over the last (channel) axis whose statistics use only the entries marked real (spec §4).
+
+  ``x`` is an array, or a list of same-shape arrays that are parts of one map (e.g. its four phases): then the
+  statistics are pooled over all parts and a list is returned.
+
+  For features x (..., C) and a bool ``mask`` covering the leading axes of x (shape ``x.shape[:mask.ndim]``, e.g.
+  [B, T] for frames B x T x H x W x C; ``None`` = everything real), in training:
+
+      n   = (number of real entries along all non-channel axes)  = H * W * sum(m)   for frames
+      mu  = sum(m * x) / n,     var = sum(m * (x - mu)^2) / n          (biased, used to normalise)
+      y   = gamma * (x - mu) / sqrt(var + eps) + beta
+      running_mean <- momentum * running_mean + (1 - momentum) * mu
+      running_var  <- momentum * running_var  + (1 - momentum) * var * n / (n - 1)     (unbiased, as PyTorch)
+
+  ``momentum=0.9`` here is PyTorch's ``momentum=0.1``. Entries outside the mask never enter the statistics (their
+  values, even NaN or inf, cannot change them); they are still normalised (with the real entries' statistics).
+  Evaluation (``use_running_average=True``) uses the running statistics and ignores the mask.
+  The running statistics are not touched during ``init``. n is clamped to >= 1 and the unbiased factor uses
+  max(n - 1, 1), so an all-padded batch or a single entry gives finite values (PyTorch would raise instead).
+  Parameters ``scale`` (gamma) and ``bias`` (beta); collection ``batch_stats`` holds ``mean`` and ``var``,
+  the same names as ``flax.linen.BatchNorm``.
+  """
+
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+  scale_init: Initializer = nn.initializers.ones
+  bias_init: Initializer = nn.initializers.zeros
+
+  @nn.compact
+  def __call__(self, x: Array | Sequence[Array], mask: Array | None = None, *,
+               use_running_average: bool) -> Array | list[Array]:
+    is_parts = isinstance(x, (list, tuple))
+    if is_parts:  # several parts of one map (e.g. its phases): shared statistics
+      parts = list(x)
+      if any(p.shape != parts[0].shape for p in parts):
+        raise ValueError(f"MaskedBatchNorm: parts differ in shape: {[p.shape for p in parts]}")
+    else:
+      parts = [x]
+    x = parts[0]
+    c = x.shape[-1]
+    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+    scale = self.param("scale", self.scale_init, (c,), jnp.float32)
+    bias = self.param("bias", self.bias_init, (c,), jnp.float32)
+
+    if use_running_average:
+      mean, var = ra_mean.value, ra_var.value
+    else:
+      axes = tuple(range(x.ndim - 1))
+      if mask is None:
+        n = jnp.asarray(float(len(parts) * np.prod(x.shape[:-1])), jnp.float32)
+        mean = sum(jnp.sum(p, axis=axes) for p in parts) / n
+        var = sum(jnp.sum(jnp.square(p - mean), axis=axes) for p in parts) / n
+      else:
+        mask = jnp.asarray(mask, bool)
+        if mask.shape != x.shape[:mask.ndim] or mask.ndim >= x.ndim:
+          raise ValueError(f"MaskedBatchNorm: mask shape {mask.shape} must be a leading prefix of the non-channel "
+                           f"axes of x with shape {x.shape}")
+        m = mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
+        per_mask_entry = float(np.prod(x.shape[mask.ndim:-1]))  # e.g. H * W for frames
+        n_real = jnp.sum(mask.astype(jnp.float32)) * per_mask_entry * len(parts)
+        n = jnp.maximum(n_real, 1.0)
+        # where(), not m * x: a padded NaN/inf must not reach the sums (0 * inf = NaN).
+        mean = sum(jnp.sum(jnp.where(m, p, 0.0), axis=axes) for p in parts) / n
+        var = sum(jnp.sum(jnp.where(m, jnp.square(p - mean), 0.0), axis=axes) for p in parts) / n
+      if not self.is_initializing():
+        unbiased = var * n / jnp.maximum(n - 1.0, 1.0)
+        ra_mean.value = self.momentum * ra_mean.value + (1.0 - self.momentum) * jax.lax.stop_gradient(mean)
+        ra_var.value = self.momentum * ra_var.value + (1.0 - self.momentum) * jax.lax.stop_gradient(unbiased)
+
+    inv = jax.lax.rsqrt(var + self.epsilon) * scale
+    out = [(p - mean) * inv + bias for p in parts]
+    return out if is_parts else out[0]

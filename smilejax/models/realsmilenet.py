@@ -1,0 +1,238 @@
+"""RealSmileNet, the official ``org`` model, ported to Flax Linen (spec ``realsmilenet.md`` §1, §3, §4).
+
+One video of T real frames x_t (48 x 48 x 3, values in [0, 1], NHWC) goes through
+
+1. temporal attention  x'_t = x_t + x_t * Conv3x3_{3->3}(x_t - x_{t-1}),  with x_{-1} := x_0 (no difference at t=0);
+2. a frame encoder shared over frames: BN(3) -> Conv3x3 3->4 -> BN -> ReLU -> AvgPool2 -> Conv3x3 4->6 -> BN -> ReLU
+   -> AvgPool2 -> Dropout2d(0.2) (12 x 12 x 6 per frame), its BatchNorms fed by real frames only;
+3. a ConvLSTM (hidden 8) scanned over time from a zero state, [i, f, o, g] = Conv3x3_{14->32}([x_t ; h_{t-1}]),
+   c_t = sig(f) c_{t-1} + sig(i) tanh(g), h_t = sig(o) tanh(c_t); the carry moves only on real frames, so the
+   output is h after each video's last real frame (12 x 12 x 8);
+4. a dot-product non-local block, z = h + BN(Conv1x1_{4->8}(F g)), F = theta phi^T / 36 (gamma = beta = 0 at init);
+5. the final branch AvgPool2 -> Conv2x2_{8->10} (valid) -> BN -> ReLU -> Dropout(0.5) -> flatten (250 features);
+6. the classifier Dense 250 -> 1 (a logit; probability = sigmoid(logit)).
+
+5,273 trainable parameters and 62 BatchNorm running-statistic elements (spec §1).
+
+Batching (spec §4): videos are padded at the end to a common T and come with ``lengths_B``; padded frames are zeroed
+on entry, never reach a BatchNorm statistic nor the recurrence, so in evaluation mode every video's logit and
+features equal those of the same video run alone. A video with length 0 (a batch-filling dummy) also stays out of
+the per-video BatchNorms (non-local and final branch) in training.
+
+Implementation note: the ConvLSTM's single 3x3x14x32 kernel (one parameter tensor, as in the official model, which
+matters for the per-tensor L2 regulariser of spec §5 and for importing weights) is applied as two convolutions by
+linearity: the 6 input channels for all frames at once, outside the time loop, and only the 8 hidden channels inside
+it (``jax.lax.scan``). The loop then carries a third of the work.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from smilejax.models.layers import (CONV_IMPLS, Array, MaskedBatchNorm, SmallConv, avg_pool2, fusion_barrier,
+                                    max_pool2,
+                                    phase_avg_pool2, phase_split, time_mask, torch_bias_init, torch_conv,
+                                    torch_dense, torch_kernel_init)
+
+
+def ta_kernel_init(key: Array, shape, dtype=jnp.float32) -> Array:
+  """Temporal-attention kernel (kh, kw, in, out): 1 at the kernel centre for every (in, out) pair, 0 elsewhere.
+
+  At init each output channel is the sum of the three channel differences at the same pixel (spec §3.1).
+  """
+  del key
+  kh, kw = shape[0], shape[1]
+  return jnp.zeros(shape, dtype).at[kh // 2, kw // 2].set(1.0)
+
+
+def _conv_nhwc(x: Array, kernel: Array) -> Array:
+  """'SAME' stride-1 convolution of x (N, H, W, I) with a kernel (kh, kw, I, O)."""
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _frames(fn, x_BxTx___: Array) -> Array:
+  """Apply a per-frame function to B x T x H x W x C by folding T into the batch axis."""
+  b, t = x_BxTx___.shape[:2]
+  y = fn(x_BxTx___.reshape((b * t,) + x_BxTx___.shape[2:]))
+  return y.reshape((b, t) + y.shape[1:])
+
+
+def _time_diff(x_BxTx___: Array) -> Array:
+  """D_t = x_t - x_{t-1} along axis 1, D_0 = 0."""
+  return jnp.concatenate([jnp.zeros_like(x_BxTx___[:, :1]), jnp.diff(x_BxTx___, axis=1)], axis=1)
+
+
+class TemporalAttention(nn.Module):
+  """x'_t = x_t + x_t * Conv3x3(D_t), D_t = x_t - x_{t-1}, D_0 = 0 (spec §3.1).
+
+  Input B x T x H x W x C, or its four phases (``conv_impl="phase"``, see ``layers.phase_split``); the output is
+  held the same way.
+  """
+
+  conv_impl: str = "phase"
+
+  @nn.compact
+  def __call__(self, x: Array | list[Array]) -> Array | list[Array]:
+    phased = isinstance(x, (list, tuple))
+    c = (x[0] if phased else x).shape[-1]
+    conv = SmallConv(c, 3, impl=self.conv_impl, kernel_init=ta_kernel_init, bias_init=nn.initializers.zeros,
+                     name="conv")
+    if phased:
+      return fusion_barrier([p + p * a for p, a in zip(x, conv([_time_diff(p) for p in x]))])
+    return x + x * conv(_time_diff(x))
+
+
+class FrameEncoder(nn.Module):
+  """BN -> Conv3x3 3->4 -> BN -> ReLU -> AvgPool2 -> Conv3x3 4->6 -> BN -> ReLU -> AvgPool2 -> Dropout2d (§3.2).
+
+  Input B x T x H x W x C (or its four phases with ``conv_impl="phase"``: each conv -> BN -> ReLU -> pool stage then
+  runs on phases; same result up to float rounding); output B x T x H/4 x W/4 x 6.
+  """
+
+  channels: tuple[int, int] = (4, 6)
+  dropout: float = 0.2
+  bn_momentum: float = 0.9
+  bn_epsilon: float = 1e-5
+  conv_impl: str = "phase"
+
+  @nn.compact
+  def __call__(self, x: Array | list[Array], mask_BxT: Array, *, train: bool) -> Array:
+    if self.conv_impl not in CONV_IMPLS:
+      raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
+
+    def bn(name):
+      return MaskedBatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon, name=name)
+
+    x = bn("bn0")(x, mask_BxT, use_running_average=not train)
+    for i, c_out in enumerate(self.channels):
+      conv = SmallConv(c_out, 3, impl=self.conv_impl, name=f"conv{i + 1}")
+      if self.conv_impl == "phase":
+        if not isinstance(x, (list, tuple)):
+          x = fusion_barrier(phase_split(x, 2))
+        y = conv(x)
+        if train:  # BN statistics read y twice more: compute it once
+          y = fusion_barrier(y)
+        y = bn(f"bn{i + 1}")(y, mask_BxT, use_running_average=not train)
+        x = fusion_barrier(phase_avg_pool2([nn.relu(p) for p in y]))
+      else:
+        y = bn(f"bn{i + 1}")(conv(x), mask_BxT, use_running_average=not train)
+        x = avg_pool2(nn.relu(y))
+    # Dropout2d: one keep/drop decision per (video, frame, channel), shared over H and W.
+    return nn.Dropout(self.dropout, broadcast_dims=(2, 3), deterministic=not train)(x)
+
+
+class MaskedConvLSTM(nn.Module):
+  """One ConvLSTM layer (3x3, no peepholes) over B x T x H x W x C; returns h after each video's last real frame.
+
+  Gates [i, f, o, g] = split(Conv3x3([x_t ; h_{t-1}]) + b) (input channels first, then hidden). The carry (c, h)
+  is replaced only where m_{b,t} is true: (c, h) := where(m, new, old) (spec §3.3, §4).
+  """
+
+  hidden: int = 8
+  kernel_size: int = 3
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, x_BxTxHxWxC: Array, mask_BxT: Array) -> Array:
+    b, t, h, w, c = x_BxTxHxWxC.shape
+    k, hid = self.kernel_size, self.hidden
+    fan_in = k * k * (c + hid)
+    kernel = self.param("kernel", torch_kernel_init, (k, k, c + hid, 4 * hid), jnp.float32)
+    bias = self.param("bias", torch_bias_init(fan_in), (4 * hid,), jnp.float32)
+
+    # Input half of the gate convolution for every frame at once (time-major for the scan).
+    gx_TxBxHxWxG = _frames(lambda f: _conv_nhwc(f, kernel[:, :, :c]), x_BxTxHxWxC).swapaxes(0, 1) + bias
+    kernel_h = kernel[:, :, c:]
+    mask_TxB = jnp.swapaxes(mask_BxT, 0, 1)
+
+    def step(carry, inputs):
+      c_prev, h_prev = carry
+      gx, m = inputs
+      z = gx + _conv_nhwc(h_prev, kernel_h)
+      zi, zf, zo, zg = jnp.split(z, 4, axis=-1)
+      c_new = jax.nn.sigmoid(zf) * c_prev + jax.nn.sigmoid(zi) * jnp.tanh(zg)
+      h_new = jax.nn.sigmoid(zo) * jnp.tanh(c_new)
+      m = m[:, None, None, None]
+      return (jnp.where(m, c_new, c_prev), jnp.where(m, h_new, h_prev)), None
+
+    zeros = jnp.zeros((b, h, w, hid), jnp.float32)
+    (_, h_last), _ = jax.lax.scan(step, (zeros, zeros), (gx_TxBxHxWxG, mask_TxB), unroll=self.unroll)
+    return h_last
+
+
+class NonLocalBlock(nn.Module):
+  """Dot-product non-local block without softmax (spec §3.4); identity at init (W's BN gamma = beta = 0)."""
+
+  inter_channels: int = 4
+  bn_momentum: float = 0.9
+  bn_epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, h_BxHxWxC: Array, video_mask_B: Array, *, train: bool) -> Array:
+    b, hh, ww, c = h_BxHxWxC.shape
+    ci = self.inter_channels
+    theta = torch_conv(ci, 1, c, name="theta")(h_BxHxWxC).reshape(b, hh * ww, ci)
+    phi = max_pool2(torch_conv(ci, 1, c, name="phi")(h_BxHxWxC)).reshape(b, -1, ci)
+    g = max_pool2(torch_conv(ci, 1, c, name="g")(h_BxHxWxC)).reshape(b, -1, ci)
+    f = jnp.einsum("bnc,bmc->bnm", theta, phi) / phi.shape[1]  # F = theta phi^T / N, N = 36 pooled positions
+    y = jnp.einsum("bnm,bmc->bnc", f, g).reshape(b, hh, ww, ci)
+    w_y = torch_conv(c, 1, ci, name="w")(y)
+    w_y = MaskedBatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon, scale_init=nn.initializers.zeros,
+                          bias_init=nn.initializers.zeros, name="bn")(w_y, video_mask_B,
+                                                                      use_running_average=not train)
+    return h_BxHxWxC + w_y
+
+
+class RealSmileNet(nn.Module):
+  """The ``org`` RealSmileNet (spec §3). ``__call__(frames_BxTxHxWxC, lengths_B, *, train) -> (logit_B, feats_Bx250)``.
+
+  ``frames``: float32 in [0, 1], 48 x 48 x 3, padded at the end; ``lengths_B``: real frames per video (0 allowed).
+  Collections: ``params``, ``batch_stats`` (mutable in training); rng stream ``dropout`` (training only).
+  ``feats`` are the flattened final-branch activations (after dropout in training, H-W-C order), i.e. the input of
+  the classifier and what late fusion concatenates (spec §7).
+  """
+
+  hidden: int = 8
+  encoder_channels: tuple[int, int] = (4, 6)
+  nonlocal_channels: int = 4
+  final_channels: int = 10
+  encoder_dropout: float = 0.2
+  final_dropout: float = 0.5
+  bn_momentum: float = 0.9  # Flax convention: keep 0.9 of the old value (PyTorch momentum 0.1)
+  bn_epsilon: float = 1e-5
+  scan_unroll: int = 1
+  conv_impl: str = "phase"  # how TA and encoder convolutions run: "phase" (fast on CPU) or "lax" (see layers)
+  phase_factor: int = 2  # conv_impl="phase": frames held as phase_factor**2 polyphase components (2 or 4)
+
+  @nn.compact
+  def __call__(self, frames_BxTxHxWxC: Array, lengths_B: Array, *, train: bool) -> tuple[Array, Array]:
+    x = jnp.asarray(frames_BxTxHxWxC, jnp.float32)
+    if x.ndim != 5:
+      raise ValueError(f"RealSmileNet: expected frames B x T x H x W x C, got shape {x.shape}")
+    b, t = x.shape[:2]
+    lengths_B = jnp.asarray(lengths_B, jnp.int32).reshape(b)
+    mask_BxT = time_mask(lengths_B, t)
+    video_mask_B = lengths_B > 0
+    # Zero the padding: whatever it held (even NaN) then cannot leak into values or gradients.
+    x = jnp.where(mask_BxT[:, :, None, None, None], x, 0.0)
+
+    if self.conv_impl == "phase":  # hold frames as 4x4 polyphase components: both encoder stages run on phases
+      x = fusion_barrier(phase_split(x, self.phase_factor))
+    x = TemporalAttention(self.conv_impl, name="ta")(x)
+    x = FrameEncoder(self.encoder_channels, self.encoder_dropout, self.bn_momentum, self.bn_epsilon,
+                     self.conv_impl, name="encoder")(x, mask_BxT, train=train)
+    h = MaskedConvLSTM(self.hidden, unroll=self.scan_unroll, name="convlstm")(x, mask_BxT)
+    z = NonLocalBlock(self.nonlocal_channels, self.bn_momentum, self.bn_epsilon, name="nonlocal")(
+        h, video_mask_B, train=train)
+
+    # Final branch (spec §3.5).
+    y = avg_pool2(z)
+    y = torch_conv(self.final_channels, 2, z.shape[-1], padding="VALID", name="final_conv")(y)
+    y = MaskedBatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="final_bn")(
+        y, video_mask_B, use_running_average=not train)
+    y = nn.Dropout(self.final_dropout, deterministic=not train)(nn.relu(y))
+    feats = y.reshape(b, -1)
+    logit = torch_dense(1, feats.shape[-1], name="classifier")(feats)[:, 0]
+    return logit, feats

@@ -1,0 +1,215 @@
+"""End-to-end tests of smilejax.experiment on the synthetic tiny corpus (configs/test.py, fewer epochs).
+
+One fold is trained once per module (``fold1`` fixture); the other tests reuse its workdir or the compiled steps
+(same process), so the module costs one RealSmileNet compilation.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smilejax import experiment, train
+from smilejax.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+RESULT_KEYS = {"fold", "accuracy", "ms_per_video", "n_test", "n_train", "n_val", "no_smile_detected",
+               "selected_epoch", "backend", "dataset", "seed", "wall_s"}
+
+
+def _load_config(name: str):
+  spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+  c = _load_config("test")
+  c.data.synthetic_dir = str(tmp_path_factory.mktemp("corpus") / "tiny")
+  c.folds = (1, 2)
+  c.models.realsmilenet.epochs = 1
+  c.timing.max_videos = 2
+  return c
+
+
+@pytest.fixture(scope="module")
+def fold1(config, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("wd1")
+  experiment.check_workdir(config, workdir, folds=[1])
+  result = experiment.run_fold(config, workdir, 1)
+  return workdir, result
+
+
+def _read_predictions(path: Path) -> list[dict]:
+  with open(path, newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def test_run_fold_end_to_end(config, fold1):
+  workdir, result = fold1
+  fdir = workdir / "fold_01"
+  on_disk = json.loads((fdir / "fold_result.json").read_text())
+  assert on_disk == json.loads(json.dumps(result))
+  assert set(on_disk) == RESULT_KEYS
+  assert set(on_disk["accuracy"]) == set(experiment.METHODS) == set(on_disk["ms_per_video"])
+  assert on_disk["dataset"] == "synthetic" and on_disk["fold"] == 1 and on_disk["seed"] == 0
+  assert all(v > 0 for v in on_disk["ms_per_video"].values())
+  for m in experiment.METHODS:
+    assert 1 <= on_disk["selected_epoch"][m] <= config.models[m].epochs
+    assert (fdir / m / "metrics.jsonl").is_file() and (fdir / m / "config.json").is_file()
+  for m in experiment.AUDA_METHODS:
+    assert (fdir / m / "standardizer.npz").is_file()
+
+  prepared = experiment.prepare(config)
+  split = prepared.corpus.split(1, val_fraction=config.train.val_fraction, seed=config.seed)
+  assert on_disk["n_test"] == len(split.test_ids) and on_disk["n_val"] == len(split.val_ids) > 0
+  assert not set(split.test_ids) & (set(split.train_ids) | set(split.val_ids))
+
+  rows = _read_predictions(fdir / "predictions.csv")
+  assert list(rows[0]) == ["id", "subject", "label", "fold", *experiment.METHODS]
+  assert [r["id"] for r in rows] == list(split.test_ids)
+  labels = np.array([int(r["label"]) for r in rows])
+  assert np.array_equal(labels, prepared.corpus.labels(split.test_ids))
+  for m in experiment.METHODS:
+    p = np.array([float(r[m]) for r in rows])
+    assert np.all((p >= 0) & (p <= 1))
+    assert np.mean((p > 0.5) == (labels == 1)) == pytest.approx(on_disk["accuracy"][m], abs=1e-9), m
+
+  # Fusion heads: a single Dense(1) on 450 / 700 frozen features (realsmilenet.md §7).
+  for m, width in (("fusion_auda", 450), ("fusion_all", 700)):
+    head = train.load_trained(fdir / m)
+    shapes = sorted(np.shape(a) for a in __import__("jax").tree_util.tree_leaves(head.variables["params"]))
+    assert shapes == [(1,), (width, 1)], m
+  # The fold's test probability of a trained model equals a fresh batch-1 prediction from its checkpoint.
+  rsn = train.load_trained(fdir / "realsmilenet")
+  from smilejax import data as data_lib
+  vid = split.test_ids[0]
+  x, lengths = data_lib.pad_to_bucket([prepared.frames[vid]], bucket=config.train.bucket)
+  prob, feats = rsn.predict(x, lengths)
+  assert float(prob[0]) == pytest.approx(float(rows[0]["realsmilenet"]), abs=2e-6)
+  assert feats.shape == (1, 250)
+
+
+def test_frame_wise_features_follow_the_frame_sampling(config, fold1):
+  prepared = experiment.prepare(config)
+  vid = next(iter(prepared.corpus.videos))
+  v = prepared.corpus.videos[vid]
+  idx = prepared.frame_indices[vid]
+  assert len(idx) == len(prepared.frames[vid]) == len(prepared.framewise[vid])
+  assert np.array_equal(idx[:3], [0, 5, 10])  # every 5th frame at 50 fps
+  np.testing.assert_allclose(prepared.framewise[vid][:, :17], v.au_TxA[idx], atol=1e-5)  # block 0 = AU values
+  assert prepared.auwise[vid].shape == (476,) and prepared.crossau[vid].shape == (4352,)
+
+
+def test_kill_and_resume_run_all_folds(config, fold1, tmp_path, monkeypatch):
+  workdir = tmp_path / "wd"
+  original = experiment.fit_method
+
+  def interrupting(cfg, prepared, fold, method, *args, **kwargs):
+    if fold == 2 and method == "framewise":
+      raise KeyboardInterrupt("simulated kill")
+    return original(cfg, prepared, fold, method, *args, **kwargs)
+
+  monkeypatch.setattr(experiment, "fit_method", interrupting)
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run_all_folds(config, workdir, [1, 2])
+  monkeypatch.setattr(experiment, "fit_method", original)
+
+  f1 = workdir / "fold_01"
+  assert (f1 / "fold_result.json").is_file() and not (workdir / "fold_02" / "fold_result.json").exists()
+  # Same seed, same config: fold 1 is identical to the one trained by the fixture (stable table).
+  a = json.loads((f1 / "fold_result.json").read_text())
+  b = fold1[1]
+  assert a["accuracy"] == b["accuracy"] and a["selected_epoch"] == b["selected_epoch"]
+  assert (f1 / "predictions.csv").read_bytes() == (fold1[0] / "fold_01" / "predictions.csv").read_bytes()
+
+  watched = [f1 / "fold_result.json", f1 / "predictions.csv", f1 / "realsmilenet" / "metrics.jsonl"]
+  before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in watched}
+  rsn2 = workdir / "fold_02" / "realsmilenet" / "metrics.jsonl"
+  rsn2_before = rsn2.read_text()  # trained before the kill; must be resumed, not retrained
+  (workdir / "fold_02" / "FAILED").write_text("an earlier failure\n")
+
+  summary = experiment.run_all_folds(config, workdir, [1, 2])
+  assert summary.skipped == [1] and summary.done == [2] and summary.ok
+  assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in watched} == before
+  assert rsn2.read_text() == rsn2_before
+  assert (workdir / "fold_02" / "fold_result.json").is_file()
+  assert not (workdir / "fold_02" / "FAILED").exists()
+  assert (workdir / "results.md").is_file() and summary.table
+
+
+def test_failing_fold_keeps_the_others_and_is_reported_missing(config, fold1, tmp_path, monkeypatch):
+  workdir = tmp_path / "wd"
+  shutil.copytree(fold1[0], workdir)
+  original = experiment.run_fold
+
+  def failing(cfg, wd, fold):
+    if fold == 2:
+      raise RuntimeError("injected failure\nsecond line")
+    return original(cfg, wd, fold)
+
+  monkeypatch.setattr(experiment, "run_fold", failing)
+  summary = experiment.run_all_folds(config, workdir, [1, 2])
+  assert summary.skipped == [1] and list(summary.failed) == [2] and not summary.ok
+  failed = (workdir / "fold_02" / "FAILED").read_text()
+  assert failed.count("\n") == 1 and "injected failure" in failed
+  assert (workdir / "fold_01" / "fold_result.json").read_bytes() == \
+      (fold1[0] / "fold_01" / "fold_result.json").read_bytes()
+  md = (workdir / "results.md").read_text()
+  assert "1/2 folds" in md, "the report must say the average covers 1 of 2 folds"
+
+
+def test_workdir_with_another_config_is_refused(config, tmp_path):
+  workdir = tmp_path / "wd"
+  experiment.check_workdir(config, workdir, folds=[1])
+  (workdir / "fold_01").mkdir()
+  (workdir / "fold_01" / "marker").write_text("x")
+  other = config.copy_and_resolve_references()
+  other.train.l2_weight = 0.01
+  with pytest.raises(InputError, match="another configuration.*train.l2_weight"):
+    experiment.check_workdir(other, workdir, folds=[1])
+  timing_only = config.copy_and_resolve_references()
+  timing_only.timing.max_videos = 7
+  experiment.check_workdir(timing_only, workdir, folds=[2])  # timing does not change results
+  assert json.loads((workdir / "config.json").read_text())["folds"] == [1, 2]
+  experiment.check_workdir(other, workdir, folds=[1], overwrite=True)
+  assert not (workdir / "fold_01").exists()
+
+
+def test_extract_features_matches_experiment_features(config, fold1, tmp_path):
+  out = tmp_path / "feats.npz"
+  pkg = tmp_path / "pkg"
+  experiment.extract_features(config, out, package_dir=str(pkg))
+  prepared = experiment.prepare(config)
+  with np.load(out) as z:
+    ids = list(z["ids"])
+    assert ids == sorted(prepared.corpus.videos)
+    np.testing.assert_allclose(z["au_wise"], np.stack([prepared.auwise[v] for v in ids]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(z["cross_au"], np.stack([prepared.crossau[v] for v in ids]), rtol=1e-5, atol=1e-6)
+    first = z["frame"][z["offsets"][0]:z["offsets"][1]]
+    assert first.shape == (prepared.corpus.videos[ids[0]].n_frames, 154)
+  with pytest.raises(InputError, match="exists"):
+    experiment.extract_features(config, out)
+  from smilejax.io import auda_package
+  back = auda_package.read_auda_package(pkg, ids=ids[:2])
+  np.testing.assert_allclose(back[ids[0]].au_wise["apex"], prepared.auwise[ids[0]][119:238], rtol=1e-6)
+
+
+def test_bin_scripts_report_errors_in_one_line(tmp_path):
+  proc = subprocess.run([sys.executable, str(REPO / "bin" / "run_all_folds"), f"--config={REPO}/configs/uvanemo.py",
+                         f"--workdir={tmp_path / 'wd'}", "--compile_cache="], capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 1
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+  assert errors == ["error: config 'uvanemo' needs the corpus folder: --config.data.root=<folder>"]
+  assert not (tmp_path / "wd").exists()
