@@ -60,19 +60,20 @@ def _time(fn, repeats: int) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------------------------------------- JAX
-def run_jax(kind: str, b: int, t: int, repeats: int) -> dict:
+def run_jax(kind: str, b: int, t: int, repeats: int, conv_impl: str) -> dict:
   import jax
   import jax.numpy as jnp
   import optax
 
   from smilejax import models
 
-  model = models.build("realsmilenet")
+  model = models.build("realsmilenet", conv_impl=conv_impl)
   rng = np.random.default_rng(0)
   frames = jnp.asarray(rng.random((b, t, 48, 48, 3), dtype=np.float32))
   lengths = jnp.full((b,), t, jnp.int32)
   labels = jnp.asarray(rng.integers(0, 2, b).astype(np.float32))
-  variables = model.init({"params": jax.random.key(0)}, frames[:1, :2], lengths[:1] * 0 + 2, train=False)
+  variables = jax.jit(lambda: model.init({"params": jax.random.key(0)}, frames[:1, :2], lengths[:1] * 0 + 2,
+                                         train=False))()
   t_compile = time.perf_counter()
   if kind == "forward":
     fwd = jax.jit(lambda v, x, n: model.apply(v, x, n, train=False)[0])
@@ -213,10 +214,11 @@ def _cpu_model() -> str:
   return platform.processor() or "unknown"
 
 
-def _run_case(python: str, framework: str, case: str, repeats: int) -> dict:
+def _run_case(python: str, framework: str, case: str, repeats: int, conv_impl: str = "phase") -> dict:
   _, _, _, single = CASES[case]
   env = dict(os.environ)
-  cmd = [python, __file__, "--case", case, "--framework", framework, "--repeats", str(repeats)]
+  cmd = [python, __file__, "--case", case, "--framework", framework, "--repeats", str(repeats),
+         "--conv-impl", conv_impl]
   if single:
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + SINGLE_THREAD_XLA).strip()
     cmd = ["taskset", "-c", "0"] + cmd
@@ -235,12 +237,13 @@ def main() -> None:
   ap.add_argument("--torch-python", default=None, help="interpreter with PyTorch installed (a separate venv)")
   ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
   ap.add_argument("--json", default=None, help="also write all results to this JSON file")
+  ap.add_argument("--conv-impl", default="phase", help="RealSmileNet conv_impl for the JAX model (phase | lax)")
   args = ap.parse_args()
 
   if args.case:  # subprocess: one measurement
     kind, b, t, single = CASES[args.case]
     if args.framework == "jax":
-      res = run_jax(kind, b, t, args.repeats)
+      res = run_jax(kind, b, t, args.repeats, args.conv_impl)
     else:
       res = run_torch(kind, b, t, args.repeats, threads=1 if single else os.cpu_count() or 1)
     per_video = res["median_ms"] / b if kind == "forward" else res["median_ms"]
@@ -255,7 +258,8 @@ def main() -> None:
   print(f"CPU: {_cpu_model()}; {os.cpu_count()} logical CPUs; load average {os.getloadavg()}")
   results = []
   for case in cases:
-    row = {"case": case, "jax": _run_case(sys.executable, "jax", case, args.repeats)}
+    row = {"case": case, "conv_impl": args.conv_impl,
+           "jax": _run_case(sys.executable, "jax", case, args.repeats, args.conv_impl)}
     if args.torch_python:
       row["torch"] = _run_case(args.torch_python, "torch", case, args.repeats)
     results.append(row)

@@ -73,6 +73,9 @@ def paper_config() -> ml_collections.ConfigDict:
   c.train.val_fraction = 0.1        # of the training subjects
   c.train.epochs = 0                # > 0: override every model's epochs
   c.train.bucket = 16               # time axis padded to a multiple of this
+  # Save the latest epoch at most every 30 s (plus every new best and the last epoch): an orbax save costs more
+  # than an epoch of the small models; resuming repeats unsaved epochs exactly (smilejax.train.fit).
+  c.train.checkpoint_interval_s = 30.0
 
   c.models = ml_collections.ConfigDict()
   c.models.realsmilenet = ml_collections.ConfigDict(dict(

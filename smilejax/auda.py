@@ -603,12 +603,11 @@ def _pair_differences(delta_BxAxWxT: jax.Array) -> jax.Array:
     return jnp.concatenate(parts, axis=1)
 
 
-def _features_core(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts: AudaOptions, want: tuple):
-    """Frame-wise / AU-wise / cross-AU features of a padded batch (static shapes, masked reductions).
+def _series_core(au_BxTxA, si_BxT, lengths_B, *, fps: float, opts: AudaOptions, want_frame: bool):
+    """Dynamics of a padded batch: (frame features [B, T, D] or None, series [B, C, T]).
 
-    ``want`` selects the outputs ("frame", "au_wise", "cross_au"). Segment statistics (section 6) are masked
-    reductions over the whole padded series: first per phase label (each frame has exactly one), then combined into
-    the configured segments (unions of labels); padded frames belong to no label.
+    series = what the segment statistics need: the AU values [B, A, T], raw Delta and r-adjusted Delta
+    [B, A x W (AU-major), T]; zeros beyond each length.
     """
     x = jnp.swapaxes(au_BxTxA, 1, 2)  # [B, A, T]: regress along the contiguous last axis
     if not jnp.issubdtype(x.dtype, jnp.floating):
@@ -622,101 +621,209 @@ def _features_core(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts:
     x = jnp.where(real[:, None, :], x, 0.0)
     lengths_ba = jnp.broadcast_to(lengths[:, None], (b, n_au))
     one = _runtime_one(lengths)
-    windows = scaled_windows(opts, fps)
     dyn = []
-    for w in windows:
+    for w in scaled_windows(opts, fps):
         d, _, da = _trend(x, w, lengths_ba, opts.legacy_edge, one)
-        d2, _, d2a = _trend(d, w, lengths_ba, opts.legacy_edge, one)
+        if want_frame:
+            d2, _, d2a = _trend(d, w, lengths_ba, opts.legacy_edge, one)
+        else:
+            d2 = d2a = None
         dyn.append((d, da, d2, d2a))
-    out = {}
-    if "frame" in want:
+    frame = None
+    if want_frame:
         blocks = [x]
         for q in range(4):  # delta, delta_adj, delta2, delta2_adj; each for every window (section 7)
             blocks += [dk[q] for dk in dyn]
         blocks.append(jnp.where(real, si_BxT.astype(dtype), 0.0)[:, None, :])
-        out["frame"] = jnp.swapaxes(jnp.concatenate(blocks, axis=1), 1, 2)  # [B, T, D]
-    if "au_wise" not in want and "cross_au" not in want:
-        return out
+        frame = jnp.swapaxes(jnp.concatenate(blocks, axis=1), 1, 2)     # [B, T, D]
+    delta = jnp.stack([dk[0] for dk in dyn], axis=2).reshape(b, -1, t_len)      # [B, A W, T]
+    delta_adj = jnp.stack([dk[1] for dk in dyn], axis=2).reshape(b, -1, t_len)
+    # Three arrays, not one concatenation: a concatenate fusion would recompute the shared window sums once for
+    # each of its operands.
+    return frame, (x, delta, delta_adj)
 
-    nw = len(windows)
-    delta = jnp.stack([dk[0] for dk in dyn], axis=2)                  # [B, A, W, T]
-    phases = jnp.where(real, phases_BxT.astype(jnp.int32), -1)
-    labels = sorted({lab for seg in opts.segments for lab in SEGMENT_LABELS[seg]})
-    is_label = [phases == lab for lab in labels]
-    # Additive masks (0 inside, +inf outside) and 0/1 weights: cheaper than select for XLA, exact on finite values.
-    add_LxBxT = [jnp.where(m, 0.0, jnp.inf).astype(dtype) for m in is_label]
-    mul_LxBxT = [m.astype(dtype) for m in is_label]
-    count_BxL = jnp.stack([jnp.sum(m, axis=-1) for m in mul_LxBxT], axis=1)
+
+def _segment_labels(opts: AudaOptions) -> tuple[int, ...]:
+    return tuple(sorted({lab for seg in opts.segments for lab in SEGMENT_LABELS[seg]}))
+
+
+def _slot_indices(xp, phases_BxT, lengths_B, labels: tuple[int, ...], n_slots: int):
+    """Frames of each phase label, in time order, packed into ``n_slots`` slots: (frame_idx [B, L, S], counts [B, L]).
+
+    Slots beyond a label's count repeat its first frame, so a plain max / min / first-argmax over the slots is the
+    statistic over the label's frames (sums use the count). ``n_slots`` must be >= every count (the callers
+    guarantee it). Written for ``xp`` = numpy or jax.numpy, so the host and the jit paths share it.
+    """
+    b, t_len = phases_BxT.shape
+    tt = xp.arange(t_len)
+    ph = xp.where(tt[None, :] < lengths_B[:, None], phases_BxT, -1)
+    n_lab = len(labels)
+    group = xp.full((b, t_len), n_lab)
+    counts = []
+    for q, lab in enumerate(labels):
+        is_lab = ph == lab
+        group = xp.where(is_lab, q, group)
+        counts.append(xp.sum(is_lab, axis=1))
+    counts = xp.stack(counts, axis=1)                                  # [B, L]
+    order = xp.argsort(group * t_len + tt[None, :], axis=1)            # grouped by label, time order inside
+    offsets = xp.cumsum(counts, axis=1) - counts
+    j = xp.arange(n_slots)
+    pos = offsets[:, :, None] + xp.minimum(j[None, None, :], xp.maximum(counts[:, :, None] - 1, 0))
+    pos = xp.minimum(pos, t_len - 1).reshape(b, n_lab * n_slots)
+    idx = xp.take_along_axis(order, pos, axis=1).reshape(b, n_lab, n_slots)
+    return idx.astype(np.int32), counts.astype(np.int32)
+
+
+def _gather_slots(series, idx_BxLxS):
+    """The series (tuple of [B, C_i, T]) at the slot frames, stacked: [B, sum C_i, L, S]."""
+    b, n_lab, n_slots = idx_BxLxS.shape
+    flat = idx_BxLxS.reshape(b, 1, n_lab * n_slots)
+    got = jnp.concatenate([jnp.take_along_axis(a, flat, axis=2) for a in series], axis=1)
+    return got.reshape(b, got.shape[1], n_lab, n_slots)
+
+
+def _segments_core(slots_BxCxLxS, idx_BxLxS, counts_BxL, *, fps: float, opts: AudaOptions, n_au: int,
+                   want: tuple):
+    """AU-wise (section 8) and cross-AU (section 9) vectors [B, S x 119], [B, S x 1088] from slot-packed series.
+
+    ``slots_BxCxLxS``: the series at the slot frames of each label (see :func:`_slot_indices`). Statistics are first
+    taken per phase label over its slots (plain reductions, no masks), then combined into the configured segments
+    (unions of labels, section 6): max/min of maxima/minima, sums of sums, and for the arg-extremes the earliest frame
+    among the labels that reach the segment's extreme. Empty segments give zeros (section 6).
+    """
+    g = slots_BxCxLxS
+    dtype = g.dtype
+    b, _, n_lab, n_slots = g.shape
+    nw = len(opts.windows)
+    labels = _segment_labels(opts)
     seg_labels = [[labels.index(lab) for lab in SEGMENT_LABELS[seg]] for seg in opts.segments]
-    seg_count = jnp.stack([sum(count_BxL[:, k] for k in ks) for ks in seg_labels], axis=1)   # [B, S]
+    n_seg = len(seg_labels)
+    present = counts_BxL > 0                                            # [B, L]
+    seg_count = jnp.stack([sum(counts_BxL[:, k] for k in ks) for ks in seg_labels], axis=1)   # [B, S]
     nonempty = seg_count > 0
+    inv_count = 1.0 / jnp.maximum(seg_count, 1).astype(dtype)
+    gx = g[:, :n_au]                                                    # [B, A, L, slots]
+    gd = g[:, n_au:n_au + n_au * nw].reshape(b, n_au, nw, n_lab, n_slots)
+    ga = g[:, n_au + n_au * nw:].reshape(b, n_au, nw, n_lab, n_slots)
+    # 1 for the first ``count`` slots of each label (each frame once in the sums), 0 for the repeats
+    weight = (jnp.arange(n_slots) < counts_BxL[..., None]).astype(dtype)   # [B, L, slots]
+    big = jnp.iinfo(jnp.int32).max
 
-    def combine(per_label, op):  # list over labels of [B, ...] -> [B, S, ...]
-        segs = []
+    def per_segment(stat_Lx, op, empty):  # stat [B, ..., L] -> [B, S, ...] (absent labels replaced by ``empty``)
+        pres = present.reshape((b,) + (1,) * (stat_Lx.ndim - 2) + (n_lab,))
+        stat_Lx = jnp.where(pres, stat_Lx, empty)
+        out = []
         for ks in seg_labels:
-            acc = per_label[ks[0]]
+            acc = stat_Lx[..., ks[0]]
             for k in ks[1:]:
-                acc = op(acc, per_label[k])
-            segs.append(acc)
-        return jnp.stack(segs, axis=1)
+                acc = op(acc, stat_Lx[..., k])
+            out.append(acc)
+        return jnp.stack(out, axis=1)
 
+    out = {}
     if "au_wise" in want:
-        series = jnp.concatenate([x, delta.reshape(b, n_au * nw, t_len)], axis=1)   # [B, A + A W, T]
-        s_max = [jnp.max(series - a[:, None, :], axis=-1) for a in add_LxBxT]
-        s_min = [jnp.min(x + a[:, None, :], axis=-1) for a in add_LxBxT]
-        s_sum = [jnp.sum(series * m[:, None, :], axis=-1) for m in mul_LxBxT]
-        seg_max = combine(s_max, jnp.maximum)
-        seg_min = combine(s_min, jnp.minimum)
-        seg_mean = combine(s_sum, jnp.add) / jnp.maximum(seg_count, 1).astype(dtype)[..., None]
-        x_max, d_max = seg_max[..., :n_au], seg_max[..., n_au:]
-        x_mean, d_mean = seg_mean[..., :n_au], seg_mean[..., n_au:]
-        seg = jnp.concatenate([x_max - jnp.where(nonempty[..., None], seg_min, 0.0), x_mean, x_max, d_mean, d_max],
-                              axis=-1)                                   # [B, S, 119]
+        x_max = per_segment(jnp.max(gx, axis=-1), jnp.maximum, -jnp.inf)      # [B, S, A]
+        x_min = per_segment(jnp.min(gx, axis=-1), jnp.minimum, jnp.inf)
+        x_sum = per_segment(jnp.sum(gx * weight[:, None], axis=-1), jnp.add, 0.0)
+        d_max = per_segment(jnp.max(gd, axis=-1), jnp.maximum, -jnp.inf)      # [B, S, A, W]
+        d_sum = per_segment(jnp.sum(gd * weight[:, None, None], axis=-1), jnp.add, 0.0)
+        x_min = jnp.where(nonempty[..., None], x_min, 0.0)
+        seg = jnp.concatenate([x_max - x_min, x_sum * inv_count[..., None], x_max,
+                               (d_sum * inv_count[..., None, None]).reshape(b, n_seg, -1),
+                               d_max.reshape(b, n_seg, -1)], axis=-1)          # [B, S, 119]
         out["au_wise"] = jnp.where(nonempty[..., None], seg, 0.0).astype(dtype).reshape(b, -1)
-
     if "cross_au" in want:
         _, order, flipped = _circulant_pairs(n_au)
-        diff = _pair_differences(delta)                                # [B, P, W, T] (circulant rows)
+        diff = _pair_differences(gd)                                    # [B, P, W, L, slots] (circulant rows)
         if opts.cross_au_abs:
             diff = jnp.abs(diff)
-        diff = _keep(diff, one)  # stored once; fused into the reduction below it would be recomputed per operand
-        # One fused pass per extreme over the stored pair differences, every label at once (a variadic reduce).
         inf = np.array(np.inf, dtype)
-        red_min = lax.reduce(tuple(diff + a[:, None, None, :] for a in add_LxBxT), (inf,) * len(labels),
-                             lambda u, v: tuple(jnp.minimum(p, q) for p, q in zip(u, v)), (3,))
-        red_max = lax.reduce(tuple(diff - a[:, None, None, :] for a in add_LxBxT), (-inf,) * len(labels),
-                             lambda u, v: tuple(jnp.maximum(p, q) for p, q in zip(u, v)), (3,))
-        c_min = combine(list(red_min), jnp.minimum)                    # [B, S, P, W]
-        c_max = combine(list(red_max), jnp.maximum)
-        c_min, c_max = c_min[:, :, order], c_max[:, :, order]          # spec pair order
-        if not opts.cross_au_abs:  # a flipped row holds Delta_j - Delta_i: min/max swap and change sign
+        # min and max in one pass over the pair differences (a variadic reduce)
+        c_min, c_max = lax.reduce((diff, diff), (inf, -inf),
+                                  lambda u, v: (jnp.minimum(u[0], v[0]), jnp.maximum(u[1], v[1])), (4,))
+        c_min = per_segment(c_min, jnp.minimum, jnp.inf)[:, :, order]   # [B, S, P, W], spec pair order
+        c_max = per_segment(c_max, jnp.maximum, -jnp.inf)[:, :, order]
+        if not opts.cross_au_abs:  # a flipped row holds Delta_j - Delta_i: min and max swap and change sign
             fl = flipped[None, None, :, None]
             c_min, c_max = jnp.where(fl, -c_max, c_min), jnp.where(fl, -c_min, c_max)
+
+        def arg_extreme(values):  # first frame of each segment's maximum of values [B, A, W, L, slots]
+            best_l = jnp.max(values, axis=-1)                            # [B, A, W, L]
+            slot = jnp.argmax(values, axis=-1)                           # first slot = the label's earliest frame
+            frame_l = jnp.take_along_axis(jnp.broadcast_to(idx_BxLxS[:, None, None], values.shape),
+                                          slot[..., None], axis=-1)[..., 0]
+            best = per_segment(best_l, jnp.maximum, -jnp.inf)            # [B, S, A, W]
+            frames = []
+            for s_i, ks in enumerate(seg_labels):
+                f = jnp.full(best.shape[:1] + best.shape[2:], big, jnp.int32)
+                for k in ks:
+                    hit = present[:, k, None, None] & (best_l[..., k] == best[:, s_i])
+                    f = jnp.minimum(f, jnp.where(hit, frame_l[..., k], big))
+                frames.append(f)
+            return jnp.stack(frames, axis=1)                             # [B, S, A, W]
+
+        i_max = arg_extreme(ga)
+        i_min = arg_extreme(-ga)
         pi, pj = _pairs(n_au)[:, 0], _pairs(n_au)[:, 1]
-        delta_adj = jnp.stack([dk[1] for dk in dyn], axis=2)            # [B, A, W, T]
-        i_max, i_min = [], []
-        for ks in seg_labels:
-            seg_add = add_LxBxT[ks[0]]
-            for k in ks[1:]:
-                seg_add = jnp.minimum(seg_add, add_LxBxT[k])
-            # absolute frame index of the first maximum / minimum of the r-adjusted slope within the segment
-            i_max.append(jnp.argmax(delta_adj - seg_add[:, None, None, :], axis=-1))
-            i_min.append(jnp.argmin(delta_adj + seg_add[:, None, None, :], axis=-1))
-        i_max = jnp.stack(i_max, axis=1)                                # [B, S, A, W]
-        i_min = jnp.stack(i_min, axis=1)
         scale = (1.0 / float(fps)) if opts.time_unit == "seconds" else 1.0
         t_up = (i_max[:, :, pi] - i_max[:, :, pj]).astype(dtype) * scale   # [B, S, P, W]
         t_down = (i_min[:, :, pi] - i_min[:, :, pj]).astype(dtype) * scale
-        n_s = len(opts.segments)
-        seg = jnp.concatenate([c_min.reshape(b, n_s, -1), c_max.reshape(b, n_s, -1), t_up.reshape(b, n_s, -1),
-                               t_down.reshape(b, n_s, -1)], axis=-1)    # [B, S, 1088]
+        seg = jnp.concatenate([c_min.reshape(b, n_seg, -1), c_max.reshape(b, n_seg, -1),
+                               t_up.reshape(b, n_seg, -1), t_down.reshape(b, n_seg, -1)], axis=-1)  # [B, S, 1088]
         out["cross_au"] = jnp.where(nonempty[..., None], seg, 0.0).astype(dtype).reshape(b, -1)
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("fps", "opts", "want"))
-def _features_jit(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps, opts, want):
-    return _features_core(au_BxTxA, si_BxT, phases_BxT, lengths_B, fps=fps, opts=opts, want=want)
+def _features_core(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts: AudaOptions, want: tuple,
+                   n_slots: int | None = None):
+    """All requested features of a padded batch inside one traceable function (``compute_features``)."""
+    b, t_len, n_au = au_BxTxA.shape
+    frame, series = _series_core(au_BxTxA, si_BxT, lengths_B, fps=fps, opts=opts, want_frame="frame" in want)
+    out = {"frame": frame} if "frame" in want else {}
+    seg_want = tuple(w for w in want if w != "frame")
+    if seg_want:
+        lengths = jnp.clip(jnp.asarray(lengths_B).astype(jnp.int32), 1, t_len)
+        idx, counts = _slot_indices(jnp, jnp.asarray(phases_BxT).astype(jnp.int32), lengths, _segment_labels(opts),
+                                    n_slots or t_len)
+        out.update(_segments_core(_gather_slots(series, idx), idx, counts, fps=fps, opts=opts, n_au=n_au,
+                                  want=seg_want))
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("fps", "opts", "want_frame"))
+def _series_jit(au_BxTxA, si_BxT, lengths_B, *, fps, opts, want_frame):
+    return _series_core(au_BxTxA, si_BxT, lengths_B, fps=fps, opts=opts, want_frame=want_frame)
+
+
+_gather_slots_jit = jax.jit(_gather_slots)
+
+
+@functools.partial(jax.jit, static_argnames=("fps", "opts", "n_au", "want"))
+def _segments_jit(slots_BxCxLxS, idx_BxLxS, counts_BxL, *, fps, opts, n_au, want):
+    return _segments_core(slots_BxCxLxS, idx_BxLxS, counts_BxL, fps=fps, opts=opts, n_au=n_au, want=want)
+
+
+def _features_host(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts: AudaOptions, want: tuple,
+                   slot_bucket: int = 64):
+    """The batched path used by extract / extract_batch: the same arithmetic as :func:`compute_features`, in three
+    compiled pieces (dynamics: shape [B, T]; slot gather; segment statistics: shape [B, L, S]), with the slot count S
+    taken from the known phases (the longest label run in the batch, bucketed), so that the segment statistics run
+    over the smile frames only."""
+    lengths = np.asarray(lengths_B, np.int32)
+    frame, series = _series_jit(au_BxTxA, si_BxT, lengths, fps=fps, opts=opts, want_frame="frame" in want)
+    out = {"frame": frame} if "frame" in want else {}
+    seg_want = tuple(w for w in want if w != "frame")
+    if seg_want:
+        phases = np.asarray(phases_BxT, np.int32)
+        t_len = phases.shape[1]
+        labels = _segment_labels(opts)
+        ph = np.where(np.arange(t_len)[None, :] < lengths[:, None], phases, -1)
+        most = max(1, max(int((ph == lab).sum(axis=1).max()) for lab in labels))
+        n_slots = min(_bucket(most, slot_bucket), t_len)
+        idx, counts = _slot_indices(np, phases, lengths, labels, n_slots)
+        out.update(_segments_jit(_gather_slots_jit(series, idx), idx, counts, fps=fps, opts=opts,
+                                 n_au=au_BxTxA.shape[2], want=seg_want))
+    return out
 
 
 _ALL = ("frame", "au_wise", "cross_au")
@@ -727,13 +834,14 @@ def compute_features(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float = BA
     """Pure, jittable feature computation for a padded batch with given phases (spec sections 6-10).
 
     Returns a dict with the requested ``outputs``: "frame" [B, T, 154] (zeros beyond each length), "au_wise" [B, 476],
-    "cross_au" [B, 4352]. ``fps`` and ``options`` are static. No input validation (see :func:`extract_batch`).
+    "cross_au" [B, 4352]. ``fps``, ``options`` and ``outputs`` are static. No input validation (see
+    :func:`extract_batch`, which also restricts the segment statistics to the smile frames).
     """
     opts = AudaOptions.from_config(options)
-    want = tuple(o for o in _ALL if o in outputs)
     unknown = set(outputs) - set(_ALL)
     if unknown:
         raise ValueError(f"unknown outputs {sorted(unknown)} (known: {_ALL})")
+    want = tuple(o for o in _ALL if o in outputs)
     return _features_core(jnp.asarray(au_BxTxA), jnp.asarray(si_BxT), jnp.asarray(phases_BxT),
                           jnp.asarray(lengths_B), fps=float(fps), opts=opts, want=want)
 
@@ -803,7 +911,7 @@ def _single(au_TxA, si_T, fps, options, overrides, name, phases_T, want, bucket=
     else:
         phases = np.zeros((1, t_pad), np.int32)
         phases[0, :t_len] = np.asarray(phases_T, np.int32).reshape(t_len)
-    out = _features_jit(au_p, si_p.astype(dtype), phases, lengths, fps=float(fps), opts=opts, want=want)
+    out = _features_host(au_p, si_p.astype(dtype), phases, lengths, fps=float(fps), opts=opts, want=want)
     if "frame" in out:
         out["frame"] = out["frame"][:, :t_len]
     return out, phases[0, :t_len]
@@ -910,8 +1018,8 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
         au_c = np.zeros((chunk, t_c, n_au), dtype)
         span = min(t_c, t_len)
         au_c[:, :span] = au[full, :span]
-        out = _features_jit(au_c, si_p[full, :t_c].astype(dtype), phases[full, :t_c], lengths[full].astype(np.int32),
-                            fps=float(fps), opts=opts, want=_ALL)
+        out = _features_host(au_c, si_p[full, :t_c].astype(dtype), phases[full, :t_c], lengths[full],
+                             fps=float(fps), opts=opts, want=_ALL)
         k = len(idx)
         frame[idx, :span] = np.asarray(out["frame"])[:k, :span]
         au_wise[idx] = np.asarray(out["au_wise"])[:k]

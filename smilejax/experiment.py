@@ -480,7 +480,10 @@ def validate_config(config: Any) -> None:
 
 
 def config_for_compare(config_json: Mapping[str, Any]) -> dict:
-  return {k: v for k, v in config_json.items() if k not in RESUME_IGNORED_KEYS}
+  out = {k: v for k, v in config_json.items() if k not in RESUME_IGNORED_KEYS}
+  if isinstance(out.get("train"), Mapping):
+    out["train"] = {k: v for k, v in out["train"].items() if k not in train.RESULT_NEUTRAL_TRAIN_KEYS}
+  return out
 
 
 def _config_json(config: Any) -> dict:

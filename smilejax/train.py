@@ -81,6 +81,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "selection": "val",     # "val" | "fixed"
     "epochs": 0,            # > 0 overrides every model's own `epochs`
     "bucket": 16,           # time axis padded to a multiple of this
+    "checkpoint_interval_s": 0.0,  # 0: save every epoch; > 0: see fit() ("Checkpoints")
 }
 SELECTIONS = ("val", "fixed")
 CHECKPOINT_DIR = "checkpoints"
@@ -532,6 +533,12 @@ def fit(model_name: str, model_cfg: Any, train_cfg: Any, data: Mapping[str, Any]
   feature_splits: splits whose final-branch features (eval mode, selected epoch) are returned in
     ``FitResult.features`` (what late fusion needs).
   epoch_callback: called as ``epoch_callback(epoch, record)`` after each epoch is saved (tests use it to interrupt).
+
+  Checkpoints: with ``train_cfg.checkpoint_interval_s == 0`` every epoch is saved. With a positive interval an epoch
+  is saved when it is a new best (selection "val"), the last one, or at least that many seconds after the previous
+  save -- an orbax save costs ~0.1-0.2 s, more than a whole epoch of the small AUDA models and fusion heads. Either
+  way the best epoch's weights are on disk, and a resumed run repeats the unsaved epochs bit for bit (their
+  shuffles and dropout keys depend only on the seed, the epoch and the step), so the result does not change.
   """
   t_start = time.time()
   model_cfg_d = _jsonable(model_cfg) or {}
@@ -580,6 +587,8 @@ def fit(model_name: str, model_cfg: Any, train_cfg: Any, data: Mapping[str, Any]
 
   train_y = train.y.astype(np.float32)
   ones = np.ones(bsz, np.float32)
+  interval = float(tcfg["checkpoint_interval_s"])
+  last_save = time.time()
   for epoch in range(len(records) + 1, epochs + 1):
     t0 = time.time()
     order = epoch_order(len(train), batch_size=bsz, seed=seed, epoch=epoch - 1)
@@ -599,11 +608,14 @@ def fit(model_name: str, model_cfg: Any, train_cfg: Any, data: Mapping[str, Any]
       record.update(val_loss=vloss, val_acc=vacc)
     record["seconds"] = round(time.time() - t0, 3)
     records.append(record)
-    metrics = ({k: record[k] for k in ("epoch", "val_acc", "val_loss")} if val is not None else None)
-    mngr.save(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(jax.tree_util.tree_map(np.asarray, state.as_dict())),
-        history=ocp.args.JsonSave({"epochs": records})), metrics=metrics)
-    mngr.wait_until_finished()
+    new_best = val is not None and select_epoch(records, selection) == epoch
+    if interval <= 0 or new_best or epoch == epochs or time.time() - last_save >= interval:
+      metrics = ({k: record[k] for k in ("epoch", "val_acc", "val_loss")} if val is not None else None)
+      mngr.save(epoch, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(jax.tree_util.tree_map(np.asarray, state.as_dict())),
+          history=ocp.args.JsonSave({"epochs": records})), metrics=metrics)
+      mngr.wait_until_finished()
+      last_save = time.time()
     with open(model_dir / "metrics.jsonl", "a") as f:
       f.write(json.dumps(record) + "\n")
     eta = np.mean([r["seconds"] for r in records[-3:]]) * (epochs - epoch)
@@ -647,14 +659,26 @@ def select_epoch(records: Sequence[Mapping[str, Any]], selection: str) -> int:
   return int(max(records, key=selection_key)["epoch"])
 
 
+# Training options that cannot change a result (a run may be resumed with other values).
+RESULT_NEUTRAL_TRAIN_KEYS = ("checkpoint_interval_s",)
+
+
+def _comparable(run_config: Mapping[str, Any]) -> dict:
+  out = json.loads(json.dumps(run_config))
+  for k in RESULT_NEUTRAL_TRAIN_KEYS:
+    out.get("train", {}).pop(k, None)
+  return out
+
+
 def _check_or_write_config(path: Path, run_config: dict) -> None:
   if path.exists():
     try:
-      old = json.loads(path.read_text())
+      old = _comparable(json.loads(path.read_text()))
     except (OSError, ValueError) as e:
       raise InputError(f"{path}: unreadable run configuration ({_one_line(e)})") from e
-    if old != json.loads(json.dumps(run_config)):
-      diff = sorted(k for k in set(old) | set(run_config) if old.get(k) != json.loads(json.dumps(run_config)).get(k))
+    new = _comparable(run_config)
+    if old != new:
+      diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
       raise InputError(f"{path.parent}: holds a run with another configuration (differs in {', '.join(diff)}); "
                        f"use another workdir or delete it")
     return

@@ -157,19 +157,23 @@ class _Interrupt(Exception):
   pass
 
 
-@pytest.mark.parametrize("cfg,make", [(VEC_CFG, None), (SEQ_CFG, lambda s: _seq_data(24, seed=s))])
-def test_resume_after_interruption_gives_identical_result(tmp_path, vec_data, cfg, make):
+@pytest.mark.parametrize("cfg,make,interval", [(VEC_CFG, None, 0.0), (SEQ_CFG, lambda s: _seq_data(24, seed=s), 0.0),
+                                               (dict(VEC_CFG, epochs=4), None, 1e9)])
+def test_resume_after_interruption_gives_identical_result(tmp_path, vec_data, cfg, make, interval):
+  """Kill after epoch 2, resume. interval 1e9: only new bests and the last epoch are saved, so the resumed run
+  restarts from an earlier epoch (or from scratch) and must still end identically."""
   data = vec_data if make is None else {"train": make(20), "val": make(21), "test": make(22)}
-  full = train.fit("m", cfg, TRAIN_CFG, data, tmp_path / "full")
+  tcfg = dict(TRAIN_CFG, checkpoint_interval_s=interval)
+  full = train.fit("m", cfg, tcfg, data, tmp_path / "full")
 
-  def stop_after_first(epoch, record):
-    if epoch == 1:
+  def stop(epoch, record):
+    if epoch == 2:
       raise _Interrupt()
 
   with pytest.raises(_Interrupt):
-    train.fit("m", cfg, TRAIN_CFG, data, tmp_path / "resumed", epoch_callback=stop_after_first)
-  assert len((tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()) == 1
-  resumed = train.fit("m", cfg, TRAIN_CFG, data, tmp_path / "resumed")
+    train.fit("m", cfg, tcfg, data, tmp_path / "resumed", epoch_callback=stop)
+  assert len((tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()) == 2
+  resumed = train.fit("m", cfg, tcfg, data, tmp_path / "resumed")
 
   strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
   assert strip(resumed.history) == strip(full.history)

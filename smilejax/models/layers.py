@@ -57,11 +57,49 @@ def torch_conv(features: int, kernel_size: int, in_features: int, *, padding: st
                  bias_init=torch_bias_init(kernel_size * kernel_size * in_features), name=name)
 
 
+def _while_identity(tree: Any) -> Any:
+  # A while loop whose trip count XLA cannot know (0 or 1, from the data) and whose body is the identity: the loop
+  # carry is a buffer, so what goes in is computed once and not fused into (and recomputed by) what comes out.
+  leaves = jax.tree_util.tree_leaves(tree)
+  probe = jnp.ravel(leaves[0])[0]
+  trips = (probe == probe).astype(jnp.int32)  # 1, or 0 for NaN: either way the result is `tree` itself
+
+  def body(carry):
+    i, t = carry
+    return i + 1, jax.tree_util.tree_map(lambda a: jnp.where(i < 0, jnp.zeros_like(a), a), t)
+
+  return jax.lax.while_loop(lambda c: c[0] < trips, body, (jnp.int32(0), tree))[1]
+
+
+@jax.custom_vjp
+def fusion_barrier(tree: Any) -> Any:
+  """Identity that makes XLA materialise ``tree`` (a pytree of arrays) instead of fusing it into its consumers.
+
+  ``jax.lax.optimization_barrier`` is dropped by XLA's CPU pipeline before fusion, and XLA then fuses the small
+  convolutions of :func:`phase_conv_same` into every consumer (pads, phase slices, pools), recomputing them in
+  loops that do not vectorise (measured 4x slower). A data-dependent while loop is a boundary XLA keeps. The
+  gradient is the identity (the cotangent goes through the same barrier).
+  """
+  return _while_identity(tree)
+
+
+def _fusion_barrier_fwd(tree):
+  return _while_identity(tree), None
+
+
+def _fusion_barrier_bwd(_, g):
+  return (_while_identity(g),)
+
+
+fusion_barrier.defvjp(_fusion_barrier_fwd, _fusion_barrier_bwd)
+
+
 def _pad_hw(x: Array, before: int, after: int) -> Array:
   return jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(before, after), (before, after), (0, 0)])
 
 
-def conv_by_shifts(x_NxHxWxI: Array, kernel_KxKxIxO: Array, *, padding: str = "SAME") -> Array:
+def conv_by_shifts(x_NxHxWxI: Array, kernel_KxKxIxO: Array, *, padding: str = "SAME",
+                   materialize_input: bool = False) -> Array:
   """Stride-1 2-D convolution (cross-correlation; ... x H x W x I, kernel HWIO) as a sum of shifted scalings.
 
       y[..., y, x, o] = sum_{dy, dx, i} x_pad[..., y + dy, x + dx, i] * kernel[dy, dx, i, o]
@@ -69,6 +107,8 @@ def conv_by_shifts(x_NxHxWxI: Array, kernel_KxKxIxO: Array, *, padding: str = "S
   Same result as ``lax.conv_general_dilated`` up to float rounding. XLA fuses the kh*kw*I terms into one vectorised
   loop, which on CPU is ~10x faster than its generic convolution for the encoder's tiny channel counts (3->3, 3->4,
   4->6 at 48x48 / 24x24); for wide layers (I * O large) the library convolution is faster. Any leading axes.
+  ``materialize_input``: pass the (padded) input through :func:`fusion_barrier` so that XLA computes it once
+  instead of fusing its producer (and the padding's bounds checks) into the kh*kw*I-term loop.
   """
   kh, kw, c_in, _ = kernel_KxKxIxO.shape
   if padding == "SAME":
@@ -77,6 +117,8 @@ def conv_by_shifts(x_NxHxWxI: Array, kernel_KxKxIxO: Array, *, padding: str = "S
     x_NxHxWxI = _pad_hw(x_NxHxWxI, (kh - 1) // 2, kh // 2)
   elif padding != "VALID":
     raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+  if materialize_input:
+    x_NxHxWxI = fusion_barrier(x_NxHxWxI)
   h = x_NxHxWxI.shape[-3] - kh + 1
   w = x_NxHxWxI.shape[-2] - kw + 1
   out = None
@@ -169,53 +211,16 @@ def phase_conv_same(phases: Sequence[Array], kernel_KxKxIxO: Array) -> list[Arra
   return outs
 
 
-def _while_identity(tree: Any) -> Any:
-  # A while loop whose trip count XLA cannot know (0 or 1, from the data) and whose body is the identity: the loop
-  # carry is a buffer, so what goes in is computed once and not fused into (and recomputed by) what comes out.
-  leaves = jax.tree_util.tree_leaves(tree)
-  probe = jnp.ravel(leaves[0])[0]
-  trips = (probe == probe).astype(jnp.int32)  # 1, or 0 for NaN: either way the result is `tree` itself
-
-  def body(carry):
-    i, t = carry
-    return i + 1, jax.tree_util.tree_map(lambda a: jnp.where(i < 0, jnp.zeros_like(a), a), t)
-
-  return jax.lax.while_loop(lambda c: c[0] < trips, body, (jnp.int32(0), tree))[1]
-
-
-@jax.custom_vjp
-def fusion_barrier(tree: Any) -> Any:
-  """Identity that makes XLA materialise ``tree`` (a pytree of arrays) instead of fusing it into its consumers.
-
-  ``jax.lax.optimization_barrier`` is dropped by XLA's CPU pipeline before fusion, and XLA then fuses the small
-  convolutions of :func:`phase_conv_same` into every consumer (pads, phase slices, pools), recomputing them in
-  loops that do not vectorise (measured 4x slower). A data-dependent while loop is a boundary XLA keeps. The
-  gradient is the identity (the cotangent goes through the same barrier).
-  """
-  return _while_identity(tree)
-
-
-def _fusion_barrier_fwd(tree):
-  return _while_identity(tree), None
-
-
-def _fusion_barrier_bwd(_, g):
-  return (_while_identity(g),)
-
-
-fusion_barrier.defvjp(_fusion_barrier_fwd, _fusion_barrier_bwd)
-
-
-CONV_IMPLS = ("phase", "lax")
+CONV_IMPLS = ("shift", "phase", "lax")
 
 
 class SmallConv(nn.Module):
   """A stride-1 conv layer with params ``kernel`` (k, k, I, O) and ``bias`` (O,) (PyTorch-default inits unless
   given), for layers with few channels.
 
-  Input: an array ... x H x W x I ('SAME' or 'VALID' padding), or a phase-held map (a list of 4 arrays; 'SAME'
-  only), which gives a phase-held output. ``impl`` for plain arrays: "phase" (or any non-"lax") computes by
-  :func:`conv_by_shifts`, "lax" by ``lax.conv_general_dilated``.
+  Input: an array ... x H x W x I ('SAME' or 'VALID' padding), or a phase-held map (a list of f*f arrays; 'SAME'
+  only), which gives a phase-held output. ``impl`` for plain arrays: "lax" computes by ``lax.conv_general_dilated``,
+  anything else by :func:`conv_by_shifts` (with a materialised input).
   """
 
   features: int
@@ -241,7 +246,7 @@ class SmallConv(nn.Module):
       y = jax.lax.conv_general_dilated(x.reshape((-1,) + x.shape[-3:]), kernel, (1, 1), self.padding,
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
       return y.reshape(lead + y.shape[1:]) + bias
-    return conv_by_shifts(x, kernel, padding=self.padding) + bias
+    return conv_by_shifts(x, kernel, padding=self.padding, materialize_input=True) + bias
 
 
 def torch_dense(features: int, in_features: int, *, name: str | None = None) -> nn.Dense:

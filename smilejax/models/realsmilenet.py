@@ -81,7 +81,8 @@ class TemporalAttention(nn.Module):
                      name="conv")
     if phased:
       return fusion_barrier([p + p * a for p, a in zip(x, conv([_time_diff(p) for p in x]))])
-    return x + x * conv(_time_diff(x))
+    y = x + x * conv(_time_diff(x))
+    return y if self.conv_impl == "lax" else fusion_barrier(y)
 
 
 class FrameEncoder(nn.Module):
@@ -116,6 +117,12 @@ class FrameEncoder(nn.Module):
           y = fusion_barrier(y)
         y = bn(f"bn{i + 1}")(y, mask_BxT, use_running_average=not train)
         x = fusion_barrier(phase_avg_pool2([nn.relu(p) for p in y]))
+      elif self.conv_impl == "shift":
+        y = conv(x)
+        if train:
+          y = fusion_barrier(y)
+        y = bn(f"bn{i + 1}")(y, mask_BxT, use_running_average=not train)
+        x = fusion_barrier(avg_pool2(nn.relu(y)))
       else:
         y = bn(f"bn{i + 1}")(conv(x), mask_BxT, use_running_average=not train)
         x = avg_pool2(nn.relu(y))
