@@ -23,10 +23,11 @@ def get_config():
   c.name = "test"
   c.data.synthetic_size = "tiny"
   c.train.val_fraction = 0.2
-  # One padded length for every tiny clip (<= 4 s: <= 40 sampled frames, <= 200 AU frames), so each step compiles
+  # One padded length for every tiny clip (<= 4 s: <= 41 sampled frames, <= 200 AU frames), so each step compiles
   # once; the paper configs use finer buckets (less padding on long corpora).
-  c.train.bucket = 64
+  c.train.bucket = 48
   c.auda_batch.bucket = 256
+  c.timing.auda_bucket = 256
   for name in ("realsmilenet", "framewise", "auwise", "crossau", "fusion_auda", "fusion_all"):
     c.models[name].epochs = 2
   c.timing.max_videos = 3

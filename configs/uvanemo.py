@@ -4,8 +4,9 @@ project's corpus layout (videos/, openface/, smile_intensities/, optional folds/
     bin/run_all_folds --config=configs/uvanemo.py --config.data.root=/data/uva-nemo   # workdir ./workdirs/uvanemo
 
 An empty data.root is an error. Expected runtime: the first load decodes every 1080p video once (about a second
-each, then cached); training on a 2-core CPU takes several hours for 10 folds (about 3.6x the synthetic default
-corpus per epoch); on one GPU well under an hour.
+each, then cached). Training costs about 3.4x the synthetic default corpus per epoch (1240 vs 367 videos, similar
+clip lengths), dominated by RealSmileNet: see configs/default.py for the measured per-epoch costs on a 2-core CPU;
+with the paper's 10 RealSmileNet epochs a 2-core CPU needs many hours -- use a GPU machine.
 """
 
 import importlib.util

@@ -4,23 +4,36 @@ Pipeline (spec, top): 17 AU intensity series + the smile-intensity (SI) series -
 (omega = 9, 27 frames at 50 fps) -> 154 frame-wise features -> phase detection on the SI -> segments -> AU-wise
 (119 per segment) and cross-AU (1088 per segment) -> whole-video vectors (476 and 4352).
 
-Everything is a pure function of arrays with static shapes, so it runs under ``jit`` and ``vmap``; the batched path
-(:func:`extract_batch`) processes many padded videos with one compiled function.
+Public functions (all pure functions of arrays; static shapes; ``jit`` / ``vmap`` compatible where noted):
+
+* :func:`trend`, :func:`dynamics`, :func:`second_order_trend`: the regression of any series [..., T], T >= 1, with an
+  optional real ``length`` for padded series (jit, vmap and grad safe).
+* :func:`detect_phases`, :func:`detect_phases_batch`: the original phase detector (section 5), a ``lax.scan``.
+* :func:`compute_features`: all features of a padded batch with given phases, one traceable function.
+* :func:`extract`, :func:`frame_features`, :func:`au_wise_features`, :func:`cross_au_features`: one video, validated.
+* :func:`extract_batch`: many padded videos (validation, float64 phases, features in chunks of similar length).
 
 Numerics (spec section 2):
 
 * every window is computed with the two-pass form (window mean first, then centred sums), as a fixed "convolution"
   of ``omega`` shifted slices of the edge-padded series -- no running sums, which lose digits;
-* a constant window is detected by ``max == min`` (r := 1, delta := 0), never by ``S_vv == 0``;
-* divisions and square roots are guarded with ``where`` so that values *and gradients* are finite everywhere.
+* a constant window is detected exactly, as "no two neighbouring samples in the window differ" (equivalent to
+  max == min; the change count is a sum of 0/1 flags), never by ``S_vv == 0``: then r := 1 and delta := 0;
+* divisions and square roots are guarded with ``where`` so that values *and gradients* are finite everywhere;
+* XLA may contract a multiply and an add into one fused multiply-add, so results can differ from a plain
+  sequential evaluation in the last bit; the phase detector only sees this where two slopes are mathematically
+  equal (a tie, e.g. on coarsely quantised series), where the first-on-ties choice may then fall differently.
 
-Precision: the phase detector (spec section 5) compares slopes exactly, so it always runs on float64. The public
-entry points (:func:`detect_phases`, :func:`detect_phases_batch`, :func:`extract`, :func:`extract_batch`) do this by
-calling a separately jitted function inside the thread-local context manager ``jax.enable_x64(True)``; the global
-``jax_enable_x64`` flag is never changed, so the rest of the program keeps its own precision. The feature arithmetic
-runs in the input precision (float32 by default; float64 when x64 is enabled by the caller). Called on tracers
-inside a caller's ``jit``, :func:`detect_phases` computes in the dtype of its input (float64 only if the caller
-enabled x64) -- use the concrete-array entry points to get the exact phases.
+Precision: the phase detector compares slopes exactly, so it always runs on float64. The concrete-array entry points
+(:func:`detect_phases`, :func:`detect_phases_batch`, :func:`extract`, :func:`extract_batch`) call a separately jitted
+function inside the thread-local context manager ``jax.enable_x64(True)``; the global ``jax_enable_x64`` flag is
+never changed, so the rest of the program keeps its own precision. The features are computed in the input precision
+(float32 by default; float64 when the caller enables x64). On tracers (inside a caller's ``jit``), the phase
+detector computes in the dtype of its input: use the concrete entry points, or enable x64, for exact phases.
+
+Speed (benchmarks/README.md): the batched path sorts videos by length, pads each chunk's time axis to a multiple of
+``bucket`` frames, and computes segment statistics over the smile frames only (each phase label's frames packed into
+"slots", so that they are plain reductions instead of masked ones over the whole sequence).
 """
 
 from __future__ import annotations
@@ -97,8 +110,12 @@ class AudaOptions:
     def __post_init__(self):
         object.__setattr__(self, "windows", tuple(int(w) for w in self.windows))
         object.__setattr__(self, "segments", tuple(str(s) for s in self.segments))
-        if not self.windows or any(w < 1 for w in self.windows):
-            raise ValueError(f"AudaOptions.windows must be positive integers, got {self.windows}")
+        if not self.windows or any(w < 3 or w % 2 == 0 for w in self.windows + (int(self.phase_window),)):
+            raise ValueError(f"AudaOptions windows must be odd integers >= 3 (centred windows), got "
+                             f"windows={self.windows}, phase_window={self.phase_window}")
+        if self.min_smile_seconds < 0 or self.base_fps <= 0:
+            raise ValueError(f"AudaOptions: min_smile_seconds must be >= 0 and base_fps > 0, got "
+                             f"{self.min_smile_seconds}, {self.base_fps}")
         for seg in self.segments:
             if seg not in SEGMENT_LABELS:
                 raise ValueError(f"AudaOptions.segments: unknown segment {seg!r} (known: {', '.join(SEGMENT_LABELS)})")
@@ -154,10 +171,6 @@ def scale_window(window: int, fps: float, base_fps: float = float(BASE_FPS)) -> 
 
 def scaled_windows(options: AudaOptions, fps: float) -> tuple[int, ...]:
     return tuple(scale_window(w, fps, options.base_fps) for w in options.windows)
-
-
-def _min_smile_frames(options: AudaOptions, fps: float) -> int:
-    return int(round(float(fps) * options.min_smile_seconds))
 
 
 def feature_dims(options: AudaOptions | None = None, n_aus: int = NUM_AUS) -> dict[str, int]:
@@ -219,13 +232,19 @@ def _keep(x: jax.Array, one: jax.Array | None) -> jax.Array:
     return x if one is None else x / one.astype(x.dtype)
 
 
-def _regress(xp: jax.Array, t_len: int, window: int, one=None):
+def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products: bool = False):
     """Two-pass least squares on every window of the padded series: returns (delta, r) [..., T].
 
     Window of frame t = xp[t : t + window]; abscissae 0..w-1, t_bar = (w-1)/2; S_tt = w (w^2 - 1) / 12.
     mean first, then S_tv = sum (j - t_bar)(v_j - mean), S_vv = sum (v_j - mean)^2;
     delta = S_tv / S_tt, r = S_tv / sqrt(S_tt S_vv); constant window (all samples equal): delta = 0, r = 1.
     The window is a fixed set of ``window`` shifted slices, i.e. a convolution with a fixed kernel.
+
+    ``separate_products``: round every product before it is added, as a plain sequential evaluation does (XLA may
+    otherwise contract ``s + a * b`` into one fused multiply-add). Multiplying the product by the runtime 1.0
+    ``one`` achieves it: the contraction can then only fuse that exact multiplication by 1. It makes the phase
+    detector's slopes bitwise those of a sequential evaluation, so mathematically tied slopes stay tied (section 5
+    breaks ties by position); the features do without it (one more multiplication per term).
     """
     tbar = (window - 1) / 2.0
     s_tt = window * (window * window - 1) / 12.0
@@ -233,30 +252,53 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None):
     total = cols[0]
     for c in cols[1:]:
         total = total + c
-    mean = _keep(total / window, one)
+    # Divisions by a runtime value: XLA would turn a division by the constant w (or S_tt) into a multiplication by
+    # its rounded reciprocal, which is not the same number.
+    w_rt = window * (one.astype(xp.dtype) if one is not None else 1.0)
+    s_tt_rt = s_tt * (one.astype(xp.dtype) if one is not None else 1.0)
+    mean = _keep(total / w_rt, one)
     s_tv = jnp.zeros_like(mean)
     s_vv = jnp.zeros_like(mean)
+    rounded = (lambda p: p * one.astype(p.dtype)) if (separate_products and one is not None) else (lambda p: p)
     for j, c in enumerate(cols):
         dv = c - mean
         if j != tbar:  # (j - t_bar) = 0 adds an exact zero
-            s_tv = s_tv + (j - tbar) * dv
-        s_vv = s_vv + dv * dv
+            s_tv = s_tv + rounded((j - tbar) * dv)
+        s_vv = s_vv + rounded(dv * dv)
     s_tv = _keep(s_tv, one)
-    # Constant window <=> no two neighbouring samples differ (the exact test "max == min", on 1-byte flags).
-    changed = xp[..., 1:] != xp[..., :-1]
-    any_change = changed[..., 0:t_len]
-    for j in range(1, window - 1):
-        any_change = any_change | changed[..., j:j + t_len]
+    # Constant window (the exact test "max == min") <=> no two neighbouring samples differ: count the changes in the
+    # window's w - 1 neighbour pairs, a box sum of 0/1 flags (exact) built by doubling (log2 w passes, not w).
+    changes = _box_sum(_keep((xp[..., 1:] != xp[..., :-1]).astype(xp.dtype), one), window - 1, t_len, one)
     # One stored array carries both S_vv (>= 0) and the constant flag (-1), so the flag is computed only once.
-    key = _keep(jnp.where(any_change, s_vv, -1.0), one)
+    key = _keep(jnp.where(changes > 0, s_vv, -1.0), one)
     constant = key < 0
     s_vv = jnp.maximum(key, 0.0)
     positive = s_vv > 0
     # Guarded division: a finite value and gradient on constant (and underflowed) windows.
     denom = jnp.sqrt(s_tt * jnp.where(positive, s_vv, 1.0))
     r = jnp.where(constant, 1.0, jnp.where(positive, s_tv / denom, 0.0)).astype(xp.dtype)
-    delta = jnp.where(constant, 0.0, s_tv / s_tt).astype(xp.dtype)
+    delta = jnp.where(constant, 0.0, s_tv / s_tt_rt).astype(xp.dtype)
     return delta, r
+
+
+def _box_sum(a: jax.Array, width: int, n_out: int, one=None) -> jax.Array:
+    """sum(a[..., t : t + width]) for t < n_out, by doubling: partial sums over 1, 2, 4, ... samples, then at most
+    log2(width) of them. Exact for small-integer data (the change counts); for general data a different summation
+    order than a running sum, which is why the regression's window mean does not use it."""
+    levels = {1: a}
+    size = 1
+    while 2 * size <= width:
+        prev = levels[size]
+        n = prev.shape[-1] - size
+        levels[2 * size] = _keep(prev[..., :n] + prev[..., size:size + n], one)
+        size *= 2
+    total, offset = None, 0
+    for size in sorted(levels, reverse=True):
+        if width - offset >= size:
+            part = levels[size][..., offset:offset + n_out]
+            total = part if total is None else total + part
+            offset += size
+    return total
 
 
 def _runtime_one(lengths: jax.Array) -> jax.Array:
@@ -264,11 +306,11 @@ def _runtime_one(lengths: jax.Array) -> jax.Array:
     return jnp.where(jnp.min(lengths) > -1, 1.0, 2.0)
 
 
-def _trend(x, window: int, length, legacy_edge: bool, one=None):
+def _trend(x, window: int, length, legacy_edge: bool, one=None, separate_products: bool = False):
     t_len = x.shape[-1]
     h = window // 2
     xp = _keep(_edge_padded(x, h, length, legacy_edge), one)
-    delta, r = _regress(xp, t_len, window, one)
+    delta, r = _regress(xp, t_len, window, one, separate_products)
     real = jnp.arange(t_len) < length[..., None]
     delta = jnp.where(real, delta, 0.0)
     r = jnp.where(real, r, 0.0)
@@ -296,24 +338,35 @@ def trend(x, *, window: int, legacy_edge: bool = True, length=None):
       delta = S_tv / S_tt (slope per frame), r = S_tv / sqrt(S_tt S_vv) (r := 1 and delta := 0 on a constant window),
       delta_adj = delta * |r|; each with the shape of x.
     """
+    x = _as_series(x)
+    return _trend_jit(x, _lengths_for(x, length), window=_check_window(window), legacy_edge=bool(legacy_edge))
+
+
+def dynamics(x, *, window: int, legacy_edge: bool = True, length=None) -> Dynamics:
+    """First and second order (spec section 2): the second pass regresses the raw delta series with the same window
+    and edge rule; delta2_adj = delta2 * |r2| (r of the second regression). Arguments as :func:`trend`."""
+    x = _as_series(x)
+    return _dynamics_jit(x, _lengths_for(x, length), window=_check_window(window), legacy_edge=bool(legacy_edge))
+
+
+def _as_series(x) -> jax.Array:
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     if x.ndim < 1 or x.shape[-1] < 1:
         raise ValueError(f"trend needs a series of length >= 1, got shape {x.shape}")
-    window = _check_window(window)
-    lengths = _lengths_for(x, length)
+    return x
+
+
+# Jitted (also when called eagerly: one compilation per shape instead of one per primitive); inside a caller's jit
+# or vmap they are simply traced through.
+@functools.partial(jax.jit, static_argnames=("window", "legacy_edge"))
+def _trend_jit(x, lengths, *, window, legacy_edge):
     return _trend(x, window, lengths, legacy_edge, _runtime_one(lengths))
 
 
-def dynamics(x, *, window: int, legacy_edge: bool = True, length=None) -> Dynamics:
-    """First and second order (spec section 2): the second pass regresses the raw delta series with the same window
-    and edge rule; delta2_adj = delta2 * |r2| (r of the second regression)."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    window = _check_window(window)
-    lengths = _lengths_for(x, length)
+@functools.partial(jax.jit, static_argnames=("window", "legacy_edge"))
+def _dynamics_jit(x, lengths, *, window, legacy_edge):
     one = _runtime_one(lengths)
     d, r, da = _trend(x, window, lengths, legacy_edge, one)
     d2, r2, d2a = _trend(d, window, lengths, legacy_edge, one)
@@ -364,8 +417,8 @@ def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_
     b, t_len = v_BxT.shape
     lengths = jnp.clip(lengths_B.astype(jnp.int32), 1, t_len)
     one = _runtime_one(lengths)
-    d, _, _ = _trend(v_BxT, window, lengths, legacy_edge, one)
-    dd, _, _ = _trend(d, window, lengths, legacy_edge, one)
+    d, _, _ = _trend(v_BxT, window, lengths, legacy_edge, one, separate_products=True)
+    dd, _, _ = _trend(d, window, lengths, legacy_edge, one, separate_products=True)
     f = v_BxT.dtype
     tt = jnp.arange(t_len, dtype=jnp.int32)
     real = tt < lengths[:, None]
@@ -514,10 +567,13 @@ def detect_phases(si, *, window: int = 27, fps: float = BASE_FPS, legacy_edge: b
     si = np.asarray(si, dtype=np.float64)
     if si.ndim != 1 or si.shape[0] < 1:
         raise ValueError(f"detect_phases expects a 1-D series of length >= 1, got shape {si.shape}")
-    n = si.shape[0] if length is None else int(length)
+    t_len = si.shape[0]
+    n = t_len if length is None else int(length)
+    # padded to a multiple of 64 frames (labels beyond n are 0): one compilation serves many lengths
+    padded = np.zeros((1, _bucket(t_len, 64)))
+    padded[0, :t_len] = si
     with jax.enable_x64(True):
-        out = _phases_batch_jit(si[None], np.array([n], np.int32), **params)
-        out = np.asarray(out[0])
+        out = np.asarray(_phases_batch_jit(padded, np.array([n], np.int32), **params))[0, :t_len]
     return jnp.asarray(out)
 
 
@@ -534,6 +590,7 @@ def detect_phases_batch(si_BxT, lengths_B, *, window: int = 27, fps: float = BAS
     if si.ndim != 2 or si.shape[1] < 1:
         raise ValueError(f"detect_phases_batch expects [B, T] with T >= 1, got shape {si.shape}")
     lengths = np.asarray(lengths_B, dtype=np.int32).reshape(si.shape[0])
+    si = np.where(np.arange(si.shape[1])[None, :] < lengths[:, None], si, 0.0)  # whatever the padding holds
     with jax.enable_x64(True):
         out = np.asarray(_phases_batch_jit(si, lengths, **params))
     return jnp.asarray(out)
@@ -987,7 +1044,11 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     if names is not None and len(names) != au.shape[0]:
         raise ValueError(f"extract_batch: {len(names)} names for {au.shape[0]} videos")
     n_vid, t_len, n_au = au.shape
-    for b in range(n_vid):
+    # validation, vectorised; the first offending video is named
+    real_t = np.arange(t_len)[None, :] < lengths[:, None]
+    finite = (np.all(np.isfinite(au) | ~real_t[:, :, None], axis=(1, 2))
+              & np.all(np.isfinite(si) | ~real_t, axis=1))
+    for b in np.flatnonzero((lengths > t_len) | (lengths < _needed_frames(fps, opts)) | ~finite)[:1]:
         label = names[b] if names is not None else f"video {b}"
         n = int(lengths[b])
         if n > t_len:
@@ -1011,6 +1072,7 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     frame = np.zeros((n_vid, t_len, n_d["frame"]), dtype)
     au_wise = np.zeros((n_vid, n_d["au_wise"]), dtype)
     cross = np.zeros((n_vid, n_d["cross_au"]), dtype)
+    pending = []
     for c0 in range(0, n_vid, chunk):
         idx = order[c0:c0 + chunk]
         t_c = min(_bucket(int(lengths[idx].max()), bucket), t_all)
@@ -1018,8 +1080,10 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
         au_c = np.zeros((chunk, t_c, n_au), dtype)
         span = min(t_c, t_len)
         au_c[:, :span] = au[full, :span]
-        out = _features_host(au_c, si_p[full, :t_c].astype(dtype), phases[full, :t_c], lengths[full],
-                             fps=float(fps), opts=opts, want=_ALL)
+        # dispatched asynchronously: the device works on this chunk while the host prepares the next one
+        pending.append((idx, span, _features_host(au_c, si_p[full, :t_c].astype(dtype), phases[full, :t_c],
+                                                  lengths[full], fps=float(fps), opts=opts, want=_ALL)))
+    for idx, span, out in pending:
         k = len(idx)
         frame[idx, :span] = np.asarray(out["frame"])[:k, :span]
         au_wise[idx] = np.asarray(out["au_wise"])[:k]

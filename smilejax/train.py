@@ -186,7 +186,7 @@ def epoch_order(n: int, *, batch_size: int, seed: int, epoch: int) -> np.ndarray
 
 def _eval_batches(ex: Examples, batch_size: int) -> list[np.ndarray]:
   """Index batches for evaluation: sorted by length (stable), the last one filled with copies of its first index
-  (their outputs are dropped; ``_valid`` gives the count of real rows)."""
+  (their outputs are dropped)."""
   order = np.argsort(ex.lengths(), kind="stable")
   out = []
   for start in range(0, len(order), batch_size):
@@ -336,7 +336,6 @@ def predict(steps: Steps, variables: Any, ex: Examples, *, batch_size: int, buck
   logits = np.zeros(n, np.float32)
   feats = None
   for idx in _eval_batches(ex, batch_size):
-    real = idx[:min(batch_size, n)]
     x, lengths = _take_batch(ex, idx, bucket=bucket)
     if standardizer is not None:
       x = standardizer.apply(x)
@@ -351,7 +350,6 @@ def predict(steps: Steps, variables: Any, ex: Examples, *, batch_size: int, buck
       if feats is None:
         feats = np.zeros((n, f.shape[-1]), np.float32)
       feats[idx[keep]] = f[keep]
-    del real
   return (logits, feats) if want_features else logits
 
 

@@ -229,24 +229,20 @@ def ref_cross_au_segment(dyn, frames, fps: float = 50.0, n_windows: int = 2, n_a
     if not frames:
         return out
     scale = 1.0 / fps if time_unit == "seconds" else 1.0
+    frames = np.asarray(frames)
     for p, (i, j) in enumerate(pairs):
         assert p == i * (2 * n_au - 1 - i) // 2 + (j - i - 1)
         for k in range(n_windows):
-            d = dyn[("delta", k)]
-            da = dyn[("delta_adj", k)]
-            diffs = []
-            for t in frames:
-                diff = d[t, i] - d[t, j]
-                diffs.append(abs(diff) if cross_au_abs else diff)
-            out[n_windows * p + k] = min(diffs)
-            out[block + n_windows * p + k] = max(diffs)
-            # first frame (absolute index) of the maximum / minimum within the segment
-            best_i = max(frames, key=lambda t: (da[t, i], -t))
-            best_j = max(frames, key=lambda t: (da[t, j], -t))
-            out[2 * block + n_windows * p + k] = (best_i - best_j) * scale
-            worst_i = min(frames, key=lambda t: (da[t, i], t))
-            worst_j = min(frames, key=lambda t: (da[t, j], t))
-            out[3 * block + n_windows * p + k] = (worst_i - worst_j) * scale
+            d = dyn[("delta", k)][frames]
+            da = dyn[("delta_adj", k)][frames]
+            diffs = d[:, i] - d[:, j]
+            if cross_au_abs:
+                diffs = np.abs(diffs)
+            out[n_windows * p + k] = diffs.min()
+            out[block + n_windows * p + k] = diffs.max()
+            # np.argmax / np.argmin return the first occurrence: the earliest frame of the segment
+            out[2 * block + n_windows * p + k] = (frames[np.argmax(da[:, i])] - frames[np.argmax(da[:, j])]) * scale
+            out[3 * block + n_windows * p + k] = (frames[np.argmin(da[:, i])] - frames[np.argmin(da[:, j])]) * scale
     return out
 
 

@@ -193,6 +193,7 @@ def test_extract_features_matches_experiment_features(config, fold1, tmp_path):
   prepared = experiment.prepare(config)
   with np.load(out) as z:
     ids = list(z["ids"])
+    au_wise_0 = z["au_wise"][0]
     assert ids == sorted(prepared.corpus.videos)
     np.testing.assert_allclose(z["au_wise"], np.stack([prepared.auwise[v] for v in ids]), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(z["cross_au"], np.stack([prepared.crossau[v] for v in ids]), rtol=1e-5, atol=1e-6)
@@ -202,7 +203,7 @@ def test_extract_features_matches_experiment_features(config, fold1, tmp_path):
     experiment.extract_features(config, out)
   from smilejax.io import auda_package
   back = auda_package.read_auda_package(pkg, ids=ids[:2])
-  np.testing.assert_allclose(back[ids[0]].au_wise["apex"], prepared.auwise[ids[0]][119:238], rtol=1e-6)
+  np.testing.assert_array_equal(back[ids[0]].au_wise["apex"], au_wise_0[119:238])  # segment 1 of 4, exact
 
 
 def test_bin_scripts_report_errors_in_one_line(tmp_path):

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smilejax.models.layers import Array, MaskedBatchNorm, time_mask, torch_dense, torch_uniform_init
+from smilejax.models.layers import JitInitModule, Array, MaskedBatchNorm, time_mask, torch_dense, torch_uniform_init
 
 FINAL_BRANCHES = ("dense", "bn_relu")
 
@@ -86,7 +86,7 @@ class MaskedLSTM(nn.Module):
     return h_last
 
 
-class FrameWiseNet(nn.Module):
+class FrameWiseNet(JitInitModule):
   """AUDA frame-wise model. ``__call__(feats_BxTxD, lengths_B, *, train) -> (logit_B, feats_BxF)``.
 
   ``feats_BxTxD``: per-sampled-frame features (D = 154), padded at the end; ``lengths_B``: real steps per video
@@ -118,7 +118,7 @@ class FrameWiseNet(nn.Module):
     return logit, feats
 
 
-class VectorNet(nn.Module):
+class VectorNet(JitInitModule):
   """AUDA AU-wise (D = 476) or cross-AU (D = 4352) model: final branch -> Dense(1) (paper Fig. 3).
 
   ``__call__(x_BxD, lengths=None, *, train) -> (logit_B, feats_Bx150)``; ``lengths`` is accepted for a uniform

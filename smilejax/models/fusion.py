@@ -10,10 +10,10 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from smilejax.models.layers import Array, torch_dense
+from smilejax.models.layers import JitInitModule, Array, torch_dense
 
 
-class FusionHead(nn.Module):
+class FusionHead(JitInitModule):
   """A single Dense(1) (PyTorch-default init). ``__call__(x_BxF, lengths=None, *, train) -> (logit_B, x_BxF)``.
 
   ``lengths`` and ``train`` are accepted for the uniform model interface and have no effect (no dropout, no BN).

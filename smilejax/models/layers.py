@@ -98,38 +98,6 @@ def _pad_hw(x: Array, before: int, after: int) -> Array:
   return jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(before, after), (before, after), (0, 0)])
 
 
-def conv_by_shifts(x_NxHxWxI: Array, kernel_KxKxIxO: Array, *, padding: str = "SAME",
-                   materialize_input: bool = False) -> Array:
-  """Stride-1 2-D convolution (cross-correlation; ... x H x W x I, kernel HWIO) as a sum of shifted scalings.
-
-      y[..., y, x, o] = sum_{dy, dx, i} x_pad[..., y + dy, x + dx, i] * kernel[dy, dx, i, o]
-
-  Same result as ``lax.conv_general_dilated`` up to float rounding. XLA fuses the kh*kw*I terms into one vectorised
-  loop, which on CPU is ~10x faster than its generic convolution for the encoder's tiny channel counts (3->3, 3->4,
-  4->6 at 48x48 / 24x24); for wide layers (I * O large) the library convolution is faster. Any leading axes.
-  ``materialize_input``: pass the (padded) input through :func:`fusion_barrier` so that XLA computes it once
-  instead of fusing its producer (and the padding's bounds checks) into the kh*kw*I-term loop.
-  """
-  kh, kw, c_in, _ = kernel_KxKxIxO.shape
-  if padding == "SAME":
-    if kh != kw:
-      raise ValueError(f"conv_by_shifts: SAME padding needs a square kernel, got {kernel_KxKxIxO.shape}")
-    x_NxHxWxI = _pad_hw(x_NxHxWxI, (kh - 1) // 2, kh // 2)
-  elif padding != "VALID":
-    raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
-  if materialize_input:
-    x_NxHxWxI = fusion_barrier(x_NxHxWxI)
-  h = x_NxHxWxI.shape[-3] - kh + 1
-  w = x_NxHxWxI.shape[-2] - kw + 1
-  out = None
-  for dy in range(kh):
-    for dx in range(kw):
-      for i in range(c_in):
-        term = x_NxHxWxI[..., dy:dy + h, dx:dx + w, i:i + 1] * kernel_KxKxIxO[dy, dx, i]
-        out = term if out is None else out + term
-  return out
-
-
 # --- Polyphase ("phase") representation -------------------------------------------------------------------------
 # A map y (... x H x W x C, H and W divisible by f) is held as its f*f polyphase components, a list ordered
 # [y_00, y_01, ..., y_(f-1)(f-1)] with y_PQ[i, j] = y[f*i + P, f*j + Q]. A 'SAME' convolution of a phase-held map
@@ -211,22 +179,97 @@ def phase_conv_same(phases: Sequence[Array], kernel_KxKxIxO: Array) -> list[Arra
   return outs
 
 
-CONV_IMPLS = ("shift", "phase", "lax")
+def _lax_conv_same(x: Array, kernel: Array) -> Array:
+  lead = x.shape[:-3]
+  y = jax.lax.conv_general_dilated(x.reshape((-1,) + x.shape[-3:]), kernel, (1, 1), "SAME",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return y.reshape(lead + y.shape[1:])
+
+
+def _conv_same_forward(x: Any, kernel: Array) -> Any:
+  if isinstance(x, (list, tuple)):
+    return phase_conv_same(x, kernel)
+  return _lax_conv_same(x, kernel)
+
+
+def _slice_pairs(x: Any, g: Any, k: int):
+  """Yield (dy, dx, x_window, g_part) with sum over pairs of einsum(x_window, g_part) = dK[dy, dx]."""
+  r = k // 2
+  if isinstance(x, (list, tuple)):
+    f = _factor(x)
+    pad = -(-r // f)
+    padded = [_pad_hw(p, pad, pad) for p in x]
+    h, w = x[0].shape[-3], x[0].shape[-2]
+    for dy in range(k):
+      for dx in range(k):
+        for a in range(f):
+          for b in range(f):
+            sy, sx = a + dy - r, b + dx - r
+            oy, ox = pad + sy // f, pad + sx // f
+            src = padded[f * (sy % f) + (sx % f)]
+            yield dy, dx, src[..., oy:oy + h, ox:ox + w, :], g[a * f + b]
+  else:
+    padded = _pad_hw(x, r, r)
+    h, w = x.shape[-3], x.shape[-2]
+    for dy in range(k):
+      for dx in range(k):
+        yield dy, dx, padded[..., dy:dy + h, dx:dx + w, :], g
+
+
+def _conv_kernel_grad(x: Any, g: Any, k: int) -> Array:
+  """dL/dK[dy, dx, i, o] = sum over positions of x_pad[p + (dy, dx) - r, i] * g[p, o], as k*k (or k*k*f*f) dots
+  contracting over all positions: XLA's own kernel-gradient convolution is ~100x slower for these shapes."""
+  c_in = (x[0] if isinstance(x, (list, tuple)) else x).shape[-1]
+  c_out = (g[0] if isinstance(g, (list, tuple)) else g).shape[-1]
+  dk = [[jnp.zeros((c_in, c_out), jnp.float32) for _ in range(k)] for _ in range(k)]
+  for dy, dx, xw, gp in _slice_pairs(x, g, k):
+    dk[dy][dx] = dk[dy][dx] + jnp.dot(xw.reshape(-1, c_in).T, gp.reshape(-1, c_out))
+  return jnp.stack([jnp.stack(row) for row in dk])
+
+
+@jax.custom_vjp
+def conv_same(x: Any, kernel_KxKxIxO: Array) -> Any:
+  """'SAME' stride-1 convolution (cross-correlation, odd square kernel, no bias) of ``x``: an array ... x H x W x I
+  (``lax.conv_general_dilated``) or a phase-held map (a list, :func:`phase_conv_same`; output held the same way).
+
+  Custom gradient: dL/dx is the same convolution of the cotangent with the spatially flipped, in/out-transposed
+  kernel (the transpose of a 'SAME' correlation with an odd kernel), computed by the same fast forward path, and
+  dL/dK by dots over all positions (:func:`_conv_kernel_grad`). Both are mathematically the exact gradient.
+  """
+  return _conv_same_forward(x, kernel_KxKxIxO)
+
+
+def _conv_same_fwd(x, kernel):
+  return _conv_same_forward(x, kernel), (x, kernel)
+
+
+def _conv_same_bwd(res, g):
+  x, kernel = res
+  k = kernel.shape[0]
+  if isinstance(g, (list, tuple)):
+    g = fusion_barrier(list(g))
+  kernel_t = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
+  dx = _conv_same_forward(g, kernel_t)
+  if isinstance(x, (list, tuple)):
+    dx = type(x)(fusion_barrier(dx))
+  return dx, _conv_kernel_grad(x, g, k)
+
+
+conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
+
+
+CONV_IMPLS = ("phase", "lax")
 
 
 class SmallConv(nn.Module):
-  """A stride-1 conv layer with params ``kernel`` (k, k, I, O) and ``bias`` (O,) (PyTorch-default inits unless
-  given), for layers with few channels.
+  """A 'SAME' stride-1 conv layer (odd square kernel) with params ``kernel`` (k, k, I, O) and ``bias`` (O,)
+  (PyTorch-default inits unless given), computed by :func:`conv_same`.
 
-  Input: an array ... x H x W x I ('SAME' or 'VALID' padding), or a phase-held map (a list of f*f arrays; 'SAME'
-  only), which gives a phase-held output. ``impl`` for plain arrays: "lax" computes by ``lax.conv_general_dilated``,
-  anything else by :func:`conv_by_shifts` (with a materialised input).
+  Input: an array ... x H x W x I, or a phase-held map (a list of f*f arrays), which gives a phase-held output.
   """
 
   features: int
   kernel_size: int = 3
-  padding: str = "SAME"
-  impl: str = "phase"
   kernel_init: Initializer | None = None
   bias_init: Initializer | None = None
 
@@ -237,16 +280,8 @@ class SmallConv(nn.Module):
     k = self.kernel_size
     kernel = self.param("kernel", self.kernel_init or torch_kernel_init, (k, k, c_in, self.features), jnp.float32)
     bias = self.param("bias", self.bias_init or torch_bias_init(k * k * c_in), (self.features,), jnp.float32)
-    if phased:
-      if self.padding != "SAME":
-        raise ValueError("SmallConv: a phase-held input needs padding='SAME'")
-      return [y + bias for y in phase_conv_same(x, kernel)]
-    if self.impl == "lax":
-      lead = x.shape[:-3]
-      y = jax.lax.conv_general_dilated(x.reshape((-1,) + x.shape[-3:]), kernel, (1, 1), self.padding,
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
-      return y.reshape(lead + y.shape[1:]) + bias
-    return conv_by_shifts(x, kernel, padding=self.padding, materialize_input=True) + bias
+    y = conv_same(list(x) if phased else x, kernel)
+    return [p + bias for p in y] if phased else y + bias
 
 
 def torch_dense(features: int, in_features: int, *, name: str | None = None) -> nn.Dense:
@@ -296,6 +331,19 @@ def _safe_l2_norm_jvp(primals, tangents):
   # Divide by 1 where the norm is 0: the numerator sum(x * dx) is then 0 too, so the derivative is exactly 0.
   safe = jnp.where(norm > 0, norm, 1.0)
   return norm, jnp.sum(x * dx) / safe
+
+
+class JitInitModule(nn.Module):
+  """Base class of the smilejax models: ``init`` runs under ``jax.jit``.
+
+  Eager ``Module.init`` dispatches (and compiles) every primitive of the forward pass one at a time; for
+  RealSmileNet that is minutes on a small CPU, while one compiled ``init`` takes seconds. Keyword arguments
+  (e.g. ``train=False``, ``method=``, ``mutable=``) are static; positional ones are traced. Results are identical.
+  """
+
+  @nn.nowrap
+  def init(self, rngs, *args, **kwargs):
+    return jax.jit(lambda r, *a: nn.Module.init(self, r, *a, **kwargs))(rngs, *args)
 
 
 class MaskedBatchNorm(nn.Module):

@@ -27,12 +27,14 @@ it (``jax.lax.scan``). The loop then carries a third of the work.
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from smilejax.models.layers import (CONV_IMPLS, Array, MaskedBatchNorm, SmallConv, avg_pool2, fusion_barrier,
-                                    max_pool2,
+from smilejax.models.layers import (JitInitModule, CONV_IMPLS, Array, MaskedBatchNorm, SmallConv, _conv_kernel_grad,
+                                    _lax_conv_same, avg_pool2, conv_same, fusion_barrier, max_pool2,
                                     phase_avg_pool2, phase_split, time_mask, torch_bias_init, torch_conv,
                                     torch_dense, torch_kernel_init)
 
@@ -45,18 +47,6 @@ def ta_kernel_init(key: Array, shape, dtype=jnp.float32) -> Array:
   del key
   kh, kw = shape[0], shape[1]
   return jnp.zeros(shape, dtype).at[kh // 2, kw // 2].set(1.0)
-
-
-def _conv_nhwc(x: Array, kernel: Array) -> Array:
-  """'SAME' stride-1 convolution of x (N, H, W, I) with a kernel (kh, kw, I, O)."""
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def _frames(fn, x_BxTx___: Array) -> Array:
-  """Apply a per-frame function to B x T x H x W x C by folding T into the batch axis."""
-  b, t = x_BxTx___.shape[:2]
-  y = fn(x_BxTx___.reshape((b * t,) + x_BxTx___.shape[2:]))
-  return y.reshape((b, t) + y.shape[1:])
 
 
 def _time_diff(x_BxTx___: Array) -> Array:
@@ -77,12 +67,10 @@ class TemporalAttention(nn.Module):
   def __call__(self, x: Array | list[Array]) -> Array | list[Array]:
     phased = isinstance(x, (list, tuple))
     c = (x[0] if phased else x).shape[-1]
-    conv = SmallConv(c, 3, impl=self.conv_impl, kernel_init=ta_kernel_init, bias_init=nn.initializers.zeros,
-                     name="conv")
+    conv = SmallConv(c, 3, kernel_init=ta_kernel_init, bias_init=nn.initializers.zeros, name="conv")
     if phased:
       return fusion_barrier([p + p * a for p, a in zip(x, conv([_time_diff(p) for p in x]))])
-    y = x + x * conv(_time_diff(x))
-    return y if self.conv_impl == "lax" else fusion_barrier(y)
+    return x + x * conv(_time_diff(x))
 
 
 class FrameEncoder(nn.Module):
@@ -108,7 +96,7 @@ class FrameEncoder(nn.Module):
 
     x = bn("bn0")(x, mask_BxT, use_running_average=not train)
     for i, c_out in enumerate(self.channels):
-      conv = SmallConv(c_out, 3, impl=self.conv_impl, name=f"conv{i + 1}")
+      conv = SmallConv(c_out, 3, name=f"conv{i + 1}")
       if self.conv_impl == "phase":
         if not isinstance(x, (list, tuple)):
           x = fusion_barrier(phase_split(x, 2))
@@ -117,17 +105,83 @@ class FrameEncoder(nn.Module):
           y = fusion_barrier(y)
         y = bn(f"bn{i + 1}")(y, mask_BxT, use_running_average=not train)
         x = fusion_barrier(phase_avg_pool2([nn.relu(p) for p in y]))
-      elif self.conv_impl == "shift":
-        y = conv(x)
-        if train:
-          y = fusion_barrier(y)
-        y = bn(f"bn{i + 1}")(y, mask_BxT, use_running_average=not train)
-        x = fusion_barrier(avg_pool2(nn.relu(y)))
       else:
         y = bn(f"bn{i + 1}")(conv(x), mask_BxT, use_running_average=not train)
         x = avg_pool2(nn.relu(y))
     # Dropout2d: one keep/drop decision per (video, frame, channel), shared over H and W.
     return nn.Dropout(self.dropout, broadcast_dims=(2, 3), deterministic=not train)(x)
+
+
+def _lstm_gates(z: Array, c_prev: Array) -> tuple[Array, ...]:
+  zi, zf, zo, zg = jnp.split(z, 4, axis=-1)
+  i, f, o, g = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jax.nn.sigmoid(zo), jnp.tanh(zg)
+  c_new = f * c_prev + i * g
+  tc = jnp.tanh(c_new)
+  return i, f, o, g, c_new, tc, o * tc
+
+
+def _conv_lstm_scan(gx_TxBxHxWxG: Array, mask_TxB: Array, kernel_h: Array, unroll: int, save: bool):
+  b, h, w = gx_TxBxHxWxG.shape[1:4]
+  hid = kernel_h.shape[-2]
+
+  def step(carry, inputs):
+    c_prev, h_prev = carry
+    gx, m = inputs
+    z = gx + _lax_conv_same(h_prev, kernel_h)
+    c_new, h_new = _lstm_gates(z, c_prev)[4::2]
+    m = m[:, None, None, None]
+    new = (jnp.where(m, c_new, c_prev), jnp.where(m, h_new, h_prev))
+    return new, ((z, c_prev, h_prev) if save else None)
+
+  zeros = jnp.zeros((b, h, w, hid), jnp.float32)
+  (_, h_last), saved = jax.lax.scan(step, (zeros, zeros), (gx_TxBxHxWxG, mask_TxB), unroll=unroll)
+  return h_last, saved
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def masked_conv_lstm(gx_TxBxHxWxG: Array, mask_TxB: Array, kernel_h: Array, unroll: int = 1) -> Array:
+  """h after the last real step of a ConvLSTM whose input half of the gates, gx_t = Conv(x_t) + b, is given.
+
+  z_t = gx_t + Conv3x3(h_{t-1}; kernel_h); [i, f, o, g] = split(z_t); c = sig(f) c_{t-1} + sig(i) tanh(g);
+  h = sig(o) tanh(c); (c, h) := where(m_t, new, old); zero initial state (spec §3.3, §4).
+
+  Custom gradient (exact): a reverse scan propagates (dh, dc) and emits dz_t; the per-step hidden-state gradient is
+  a forward-style convolution with the flipped, transposed kernel, and dL/dkernel_h = sum_t corr(h_{t-1}, dz_t) is
+  computed once over all steps by dots. XLA's own transpose of the in-loop convolution is a kernel-gradient
+  convolution per step, ~100x slower on CPU for these shapes.
+  """
+  return _conv_lstm_scan(gx_TxBxHxWxG, mask_TxB, kernel_h, unroll, save=False)[0]
+
+
+def _masked_conv_lstm_fwd(gx, mask, kernel_h, unroll):
+  h_last, saved = _conv_lstm_scan(gx, mask, kernel_h, unroll, save=True)
+  return h_last, (saved, mask, kernel_h)
+
+
+def _masked_conv_lstm_bwd(unroll, res, g_h_last):
+  (z_T, c_prev_T, h_prev_T), mask_TxB, kernel_h = res
+  kernel_t = jnp.flip(kernel_h, (0, 1)).swapaxes(2, 3)
+
+  def step(carry, inputs):
+    dh, dc = carry
+    z, c_prev, m = inputs
+    m = m[:, None, None, None]
+    i, f, o, g, _, tc, _ = _lstm_gates(z, c_prev)
+    dh_new = jnp.where(m, dh, 0.0)
+    dc_new = jnp.where(m, dc, 0.0) + dh_new * o * (1.0 - tc * tc)
+    dz = jnp.concatenate([dc_new * g * i * (1.0 - i), dc_new * c_prev * f * (1.0 - f),
+                          dh_new * tc * o * (1.0 - o), dc_new * i * (1.0 - g * g)], axis=-1)
+    dh_prev = jnp.where(m, 0.0, dh) + _lax_conv_same(dz, kernel_t)
+    dc_prev = jnp.where(m, 0.0, dc) + dc_new * f
+    return (dh_prev, dc_prev), dz
+
+  _, dz_T = jax.lax.scan(step, (g_h_last, jnp.zeros_like(g_h_last)), (z_T, c_prev_T, mask_TxB), reverse=True,
+                         unroll=unroll)
+  dkernel_h = _conv_kernel_grad(h_prev_T, dz_T, kernel_h.shape[0])
+  return dz_T, None, dkernel_h
+
+
+masked_conv_lstm.defvjp(_masked_conv_lstm_fwd, _masked_conv_lstm_bwd)
 
 
 class MaskedConvLSTM(nn.Module):
@@ -143,30 +197,14 @@ class MaskedConvLSTM(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxTxHxWxC: Array, mask_BxT: Array) -> Array:
-    b, t, h, w, c = x_BxTxHxWxC.shape
+    c = x_BxTxHxWxC.shape[-1]
     k, hid = self.kernel_size, self.hidden
     fan_in = k * k * (c + hid)
     kernel = self.param("kernel", torch_kernel_init, (k, k, c + hid, 4 * hid), jnp.float32)
     bias = self.param("bias", torch_bias_init(fan_in), (4 * hid,), jnp.float32)
-
     # Input half of the gate convolution for every frame at once (time-major for the scan).
-    gx_TxBxHxWxG = _frames(lambda f: _conv_nhwc(f, kernel[:, :, :c]), x_BxTxHxWxC).swapaxes(0, 1) + bias
-    kernel_h = kernel[:, :, c:]
-    mask_TxB = jnp.swapaxes(mask_BxT, 0, 1)
-
-    def step(carry, inputs):
-      c_prev, h_prev = carry
-      gx, m = inputs
-      z = gx + _conv_nhwc(h_prev, kernel_h)
-      zi, zf, zo, zg = jnp.split(z, 4, axis=-1)
-      c_new = jax.nn.sigmoid(zf) * c_prev + jax.nn.sigmoid(zi) * jnp.tanh(zg)
-      h_new = jax.nn.sigmoid(zo) * jnp.tanh(c_new)
-      m = m[:, None, None, None]
-      return (jnp.where(m, c_new, c_prev), jnp.where(m, h_new, h_prev)), None
-
-    zeros = jnp.zeros((b, h, w, hid), jnp.float32)
-    (_, h_last), _ = jax.lax.scan(step, (zeros, zeros), (gx_TxBxHxWxG, mask_TxB), unroll=self.unroll)
-    return h_last
+    gx_TxBxHxWxG = conv_same(jnp.swapaxes(x_BxTxHxWxC, 0, 1), kernel[:, :, :c]) + bias
+    return masked_conv_lstm(gx_TxBxHxWxG, jnp.swapaxes(mask_BxT, 0, 1), kernel[:, :, c:], self.unroll)
 
 
 class NonLocalBlock(nn.Module):
@@ -192,7 +230,7 @@ class NonLocalBlock(nn.Module):
     return h_BxHxWxC + w_y
 
 
-class RealSmileNet(nn.Module):
+class RealSmileNet(JitInitModule):
   """The ``org`` RealSmileNet (spec §3). ``__call__(frames_BxTxHxWxC, lengths_B, *, train) -> (logit_B, feats_Bx250)``.
 
   ``frames``: float32 in [0, 1], 48 x 48 x 3, padded at the end; ``lengths_B``: real frames per video (0 allowed).
