@@ -241,10 +241,11 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
     The window is a fixed set of ``window`` shifted slices, i.e. a convolution with a fixed kernel.
 
     ``separate_products``: round every product before it is added, as a plain sequential evaluation does (XLA may
-    otherwise contract ``s + a * b`` into one fused multiply-add). Multiplying the product by the runtime 1.0
-    ``one`` achieves it: the contraction can then only fuse that exact multiplication by 1. It makes the phase
-    detector's slopes bitwise those of a sequential evaluation, so mathematically tied slopes stay tied (section 5
-    breaks ties by position); the features do without it (one more multiplication per term).
+    otherwise contract ``s + a * b`` into one fused multiply-add). Dividing the product by the runtime 1.0 ``one``
+    achieves it (a division is never contracted). With it, and the divisions by runtime values below, the phase
+    detector's slopes are bitwise those of a sequential evaluation (the NumPy reference, the original program), so
+    mathematically tied slopes stay tied (section 5 breaks ties by position). The features do without it (it costs
+    a division per term).
     """
     tbar = (window - 1) / 2.0
     s_tt = window * (window * window - 1) / 12.0
@@ -252,14 +253,18 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
     total = cols[0]
     for c in cols[1:]:
         total = total + c
-    # Divisions by a runtime value: XLA would turn a division by the constant w (or S_tt) into a multiplication by
-    # its rounded reciprocal, which is not the same number.
-    w_rt = window * (one.astype(xp.dtype) if one is not None else 1.0)
-    s_tt_rt = s_tt * (one.astype(xp.dtype) if one is not None else 1.0)
-    mean = _keep(total / w_rt, one)
+    if separate_products:
+        # XLA turns a division by a scalar (even a runtime one) into a multiplication by its rounded reciprocal,
+        # which is not always the same number; a divisor that is an element-wise array (1 + 0 |total| = 1 for
+        # finite data, which the compiler may not simplify) keeps the true division of a sequential evaluation.
+        unit = 1.0 + 0.0 * jnp.abs(total)
+        w_div, s_tt_div = window * unit, s_tt * unit
+    else:
+        w_div, s_tt_div = window, s_tt
+    mean = _keep(total / w_div, one)
     s_tv = jnp.zeros_like(mean)
     s_vv = jnp.zeros_like(mean)
-    rounded = (lambda p: p * one.astype(p.dtype)) if (separate_products and one is not None) else (lambda p: p)
+    rounded = (lambda p: _keep(p, one)) if separate_products else (lambda p: p)
     for j, c in enumerate(cols):
         dv = c - mean
         if j != tbar:  # (j - t_bar) = 0 adds an exact zero
@@ -277,7 +282,7 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
     # Guarded division: a finite value and gradient on constant (and underflowed) windows.
     denom = jnp.sqrt(s_tt * jnp.where(positive, s_vv, 1.0))
     r = jnp.where(constant, 1.0, jnp.where(positive, s_tv / denom, 0.0)).astype(xp.dtype)
-    delta = jnp.where(constant, 0.0, s_tv / s_tt_rt).astype(xp.dtype)
+    delta = jnp.where(constant, 0.0, s_tv / s_tt_div).astype(xp.dtype)
     return delta, r
 
 
@@ -678,11 +683,14 @@ def _series_core(au_BxTxA, si_BxT, lengths_B, *, fps: float, opts: AudaOptions, 
     x = jnp.where(real[:, None, :], x, 0.0)
     lengths_ba = jnp.broadcast_to(lengths[:, None], (b, n_au))
     one = _runtime_one(lengths)
+    # float64 (x64 enabled by the caller: the validation path) evaluates bitwise like the sequential reference, so
+    # even exact ties between slopes (first arg-max on ties, section 9) fall the same way; float32 is the fast path.
+    exact = dtype == jnp.float64
     dyn = []
     for w in scaled_windows(opts, fps):
-        d, _, da = _trend(x, w, lengths_ba, opts.legacy_edge, one)
+        d, _, da = _trend(x, w, lengths_ba, opts.legacy_edge, one, separate_products=exact)
         if want_frame:
-            d2, _, d2a = _trend(d, w, lengths_ba, opts.legacy_edge, one)
+            d2, _, d2a = _trend(d, w, lengths_ba, opts.legacy_edge, one, separate_products=exact)
         else:
             d2 = d2a = None
         dyn.append((d, da, d2, d2a))

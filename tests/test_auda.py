@@ -62,6 +62,8 @@ def _series_batch():
     out.append(("full_length", np.sin(np.arange(T_SERIES) / 9.0) * 0.01 + rng.normal(size=T_SERIES) * 1e-3))
     out.append(("noise", rng.normal(size=150)))
     out.append(("short_smile", -0.01 + _bump(np.arange(60), 30, 6, 0.02)))
+    # coarsely quantised: many mathematically tied slopes, broken by position (first on ties) as in the reference
+    out.append(("quantised", np.round(np.cumsum(rng.normal(size=250)) * 0.01, 2)))
     names = [n for n, _ in out]
     return [s for _, s in out], names
 

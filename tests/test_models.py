@@ -361,7 +361,7 @@ def test_fusion_barrier_is_identity():
 def test_temporal_attention_at_init():
   rng = np.random.default_rng(8)
   x = rng.random((2, 3, 8, 8, 3), dtype=np.float32)
-  ta = R.TemporalAttention(conv_impl="lax")
+  ta = R.TemporalAttention()
   v = ta.init(_key(0), x)
   d = np.concatenate([np.zeros_like(x[:, :1]), np.diff(x, axis=1)], axis=1)
   np.testing.assert_allclose(ta.apply(v, x), x + x * d.sum(-1, keepdims=True), rtol=1e-6, atol=1e-6)

@@ -1,4 +1,4 @@
-"""Classifiers of AUDA features built on the RealSmileNet scheme (spec ``realsmilenet.md`` §7; paper §2.2, Figs. 2-3).
+"""Classifiers of AUDA features on the RealSmileNet scheme (spec ``realsmilenet.md`` §7; paper §2.2, Figs. 2-3).
 
 - :class:`FrameWiseNet`: the 154 frame-wise features of each sampled frame enter an LSTM (hidden 150) in place of
   RealSmileNet's per-frame deep features; its state after the last real frame enters the final branch.
@@ -19,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smilejax.models.layers import JitInitModule, Array, MaskedBatchNorm, time_mask, torch_dense, torch_uniform_init
+from smilejax.models.layers import (Array, JitInitModule, MaskedBatchNorm, time_mask, torch_dense,
+                                    torch_uniform_init)
 
 FINAL_BRANCHES = ("dense", "bn_relu")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from smilejax.models.layers import JitInitModule, Array, torch_dense
+from smilejax.models.layers import Array, JitInitModule, torch_dense
 
 
 class FusionHead(JitInitModule):

@@ -1,11 +1,14 @@
 """Building blocks shared by the smilejax models (spec ``realsmilenet.md`` §3-§5, §7).
 
-- PyTorch-default initialisers (spec §3 "Initialisation"): weights and biases of every conv and dense layer are drawn
-  from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which is what ``kaiming_uniform_(a=sqrt(5))`` plus PyTorch's bias rule give.
+- PyTorch-default initialisers (spec §3 "Initialisation"): weights and biases of every conv and dense layer are
+  drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), what ``kaiming_uniform_(a=sqrt(5))`` and PyTorch's bias rule give.
 - :class:`MaskedBatchNorm`: BatchNorm whose training statistics come only from the entries a mask marks as real
   (spec §4), with PyTorch's running-average rule (momentum 0.1, unbiased running variance, eps 1e-5).
 - :func:`safe_l2_norm`: sqrt(sum w^2) with a zero (not NaN) gradient at an all-zero tensor (spec §5, "NaN trap").
-- Exact 2x2 pooling by reshape (the models only pool even-sized maps).
+- CPU speed helpers for RealSmileNet: :func:`conv_same` (convolution with a hand-written exact gradient), the
+  polyphase representation (:func:`phase_split`, :func:`phase_conv_same`, :func:`phase_avg_pool2`) and
+  :func:`fusion_barrier`; exact 2x2 pooling by reshape (the models only pool even-sized maps).
+- :class:`JitInitModule`: the models' base class, whose ``init`` is compiled.
 """
 
 from __future__ import annotations
@@ -179,7 +182,8 @@ def phase_conv_same(phases: Sequence[Array], kernel_KxKxIxO: Array) -> list[Arra
   return outs
 
 
-def _lax_conv_same(x: Array, kernel: Array) -> Array:
+def lax_conv_same(x: Array, kernel: Array) -> Array:
+  """'SAME' stride-1 ``lax.conv_general_dilated`` of ... x H x W x I with an HWIO kernel (XLA's own gradient)."""
   lead = x.shape[:-3]
   y = jax.lax.conv_general_dilated(x.reshape((-1,) + x.shape[-3:]), kernel, (1, 1), "SAME",
                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -189,7 +193,7 @@ def _lax_conv_same(x: Array, kernel: Array) -> Array:
 def _conv_same_forward(x: Any, kernel: Array) -> Any:
   if isinstance(x, (list, tuple)):
     return phase_conv_same(x, kernel)
-  return _lax_conv_same(x, kernel)
+  return lax_conv_same(x, kernel)
 
 
 def _slice_pairs(x: Any, g: Any, k: int):
@@ -216,7 +220,7 @@ def _slice_pairs(x: Any, g: Any, k: int):
         yield dy, dx, padded[..., dy:dy + h, dx:dx + w, :], g
 
 
-def _conv_kernel_grad(x: Any, g: Any, k: int) -> Array:
+def conv_kernel_grad(x: Any, g: Any, k: int) -> Array:
   """dL/dK[dy, dx, i, o] = sum over positions of x_pad[p + (dy, dx) - r, i] * g[p, o], as k*k (or k*k*f*f) dots
   contracting over all positions: XLA's own kernel-gradient convolution is ~100x slower for these shapes."""
   c_in = (x[0] if isinstance(x, (list, tuple)) else x).shape[-1]
@@ -234,7 +238,7 @@ def conv_same(x: Any, kernel_KxKxIxO: Array) -> Any:
 
   Custom gradient: dL/dx is the same convolution of the cotangent with the spatially flipped, in/out-transposed
   kernel (the transpose of a 'SAME' correlation with an odd kernel), computed by the same fast forward path, and
-  dL/dK by dots over all positions (:func:`_conv_kernel_grad`). Both are mathematically the exact gradient.
+  dL/dK by dots over all positions (:func:`conv_kernel_grad`). Both are mathematically the exact gradient.
   """
   return _conv_same_forward(x, kernel_KxKxIxO)
 
@@ -252,7 +256,7 @@ def _conv_same_bwd(res, g):
   dx = _conv_same_forward(g, kernel_t)
   if isinstance(x, (list, tuple)):
     dx = type(x)(fusion_barrier(dx))
-  return dx, _conv_kernel_grad(x, g, k)
+  return dx, conv_kernel_grad(x, g, k)
 
 
 conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)

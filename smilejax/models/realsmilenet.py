@@ -19,10 +19,17 @@ on entry, never reach a BatchNorm statistic nor the recurrence, so in evaluation
 features equal those of the same video run alone. A video with length 0 (a batch-filling dummy) also stays out of
 the per-video BatchNorms (non-local and final branch) in training.
 
-Implementation note: the ConvLSTM's single 3x3x14x32 kernel (one parameter tensor, as in the official model, which
-matters for the per-tensor L2 regulariser of spec §5 and for importing weights) is applied as two convolutions by
-linearity: the 6 input channels for all frames at once, outside the time loop, and only the 8 hidden channels inside
-it (``jax.lax.scan``). The loop then carries a third of the work.
+Implementation notes (speed on CPU; the function is unchanged, checked by tests against plain versions):
+
+- The ConvLSTM's single 3x3x14x32 kernel (one parameter tensor, as in the official model, which matters for the
+  per-tensor L2 regulariser of spec §5 and for importing weights) is applied as two convolutions by linearity: the 6
+  input channels for all frames at once, outside the time loop, and only the 8 hidden channels inside it
+  (``jax.lax.scan``). Its gradient is written out (:func:`masked_conv_lstm`): XLA's transpose of the in-loop
+  convolution is a per-step kernel-gradient convolution that is ~100x slower on CPU.
+- ``conv_impl="phase"`` (default): the temporal attention and encoder convolutions (3->3, 3->4, 4->6 channels, for
+  which XLA's CPU convolution is very slow) run as fused shifted multiply-adds on the frames' polyphase components,
+  with :func:`layers.fusion_barrier` between stages; ``conv_impl="lax"`` uses ``lax.conv_general_dilated`` (for
+  accelerators). Both share parameters, initialisation and results.
 """
 
 from __future__ import annotations
@@ -33,8 +40,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from smilejax.models.layers import (JitInitModule, CONV_IMPLS, Array, MaskedBatchNorm, SmallConv, _conv_kernel_grad,
-                                    _lax_conv_same, avg_pool2, conv_same, fusion_barrier, max_pool2,
+from smilejax.models.layers import (CONV_IMPLS, Array, JitInitModule, MaskedBatchNorm, SmallConv, avg_pool2,
+                                    conv_kernel_grad, conv_same, fusion_barrier, lax_conv_same, max_pool2,
                                     phase_avg_pool2, phase_split, time_mask, torch_bias_init, torch_conv,
                                     torch_dense, torch_kernel_init)
 
@@ -57,11 +64,9 @@ def _time_diff(x_BxTx___: Array) -> Array:
 class TemporalAttention(nn.Module):
   """x'_t = x_t + x_t * Conv3x3(D_t), D_t = x_t - x_{t-1}, D_0 = 0 (spec §3.1).
 
-  Input B x T x H x W x C, or its four phases (``conv_impl="phase"``, see ``layers.phase_split``); the output is
-  held the same way.
+  Input B x T x H x W x C, or its polyphase components (a list, see ``layers.phase_split``); the output is held
+  the same way.
   """
-
-  conv_impl: str = "phase"
 
   @nn.compact
   def __call__(self, x: Array | list[Array]) -> Array | list[Array]:
@@ -76,8 +81,9 @@ class TemporalAttention(nn.Module):
 class FrameEncoder(nn.Module):
   """BN -> Conv3x3 3->4 -> BN -> ReLU -> AvgPool2 -> Conv3x3 4->6 -> BN -> ReLU -> AvgPool2 -> Dropout2d (§3.2).
 
-  Input B x T x H x W x C (or its four phases with ``conv_impl="phase"``: each conv -> BN -> ReLU -> pool stage then
-  runs on phases; same result up to float rounding); output B x T x H/4 x W/4 x 6.
+  Input B x T x H x W x C, or its 2x2 polyphase components with ``conv_impl="phase"``: each conv -> BN -> ReLU ->
+  pool stage then runs on phases, with fusion barriers between stages (same result up to float rounding; see
+  ``layers``). Output B x T x H/4 x W/4 x 6.
   """
 
   channels: tuple[int, int] = (4, 6)
@@ -127,7 +133,7 @@ def _conv_lstm_scan(gx_TxBxHxWxG: Array, mask_TxB: Array, kernel_h: Array, unrol
   def step(carry, inputs):
     c_prev, h_prev = carry
     gx, m = inputs
-    z = gx + _lax_conv_same(h_prev, kernel_h)
+    z = gx + lax_conv_same(h_prev, kernel_h)
     c_new, h_new = _lstm_gates(z, c_prev)[4::2]
     m = m[:, None, None, None]
     new = (jnp.where(m, c_new, c_prev), jnp.where(m, h_new, h_prev))
@@ -171,13 +177,13 @@ def _masked_conv_lstm_bwd(unroll, res, g_h_last):
     dc_new = jnp.where(m, dc, 0.0) + dh_new * o * (1.0 - tc * tc)
     dz = jnp.concatenate([dc_new * g * i * (1.0 - i), dc_new * c_prev * f * (1.0 - f),
                           dh_new * tc * o * (1.0 - o), dc_new * i * (1.0 - g * g)], axis=-1)
-    dh_prev = jnp.where(m, 0.0, dh) + _lax_conv_same(dz, kernel_t)
+    dh_prev = jnp.where(m, 0.0, dh) + lax_conv_same(dz, kernel_t)
     dc_prev = jnp.where(m, 0.0, dc) + dc_new * f
     return (dh_prev, dc_prev), dz
 
   _, dz_T = jax.lax.scan(step, (g_h_last, jnp.zeros_like(g_h_last)), (z_T, c_prev_T, mask_TxB), reverse=True,
                          unroll=unroll)
-  dkernel_h = _conv_kernel_grad(h_prev_T, dz_T, kernel_h.shape[0])
+  dkernel_h = conv_kernel_grad(h_prev_T, dz_T, kernel_h.shape[0])
   return dz_T, None, dkernel_h
 
 
@@ -231,7 +237,8 @@ class NonLocalBlock(nn.Module):
 
 
 class RealSmileNet(JitInitModule):
-  """The ``org`` RealSmileNet (spec §3). ``__call__(frames_BxTxHxWxC, lengths_B, *, train) -> (logit_B, feats_Bx250)``.
+  """The ``org`` RealSmileNet (spec §3): ``__call__(frames_BxTxHxWxC, lengths_B, *, train)`` returns
+  ``(logit_B, feats_Bx250)``.
 
   ``frames``: float32 in [0, 1], 48 x 48 x 3, padded at the end; ``lengths_B``: real frames per video (0 allowed).
   Collections: ``params``, ``batch_stats`` (mutable in training); rng stream ``dropout`` (training only).
@@ -263,9 +270,11 @@ class RealSmileNet(JitInitModule):
     # Zero the padding: whatever it held (even NaN) then cannot leak into values or gradients.
     x = jnp.where(mask_BxT[:, :, None, None, None], x, 0.0)
 
-    if self.conv_impl == "phase":  # hold frames as 4x4 polyphase components: both encoder stages run on phases
+    if self.conv_impl not in CONV_IMPLS:
+      raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
+    if self.conv_impl == "phase":  # TA and the first encoder stage run on the frames' polyphase components
       x = fusion_barrier(phase_split(x, self.phase_factor))
-    x = TemporalAttention(self.conv_impl, name="ta")(x)
+    x = TemporalAttention(name="ta")(x)
     x = FrameEncoder(self.encoder_channels, self.encoder_dropout, self.bn_momentum, self.bn_epsilon,
                      self.conv_impl, name="encoder")(x, mask_BxT, train=train)
     h = MaskedConvLSTM(self.hidden, unroll=self.scan_unroll, name="convlstm")(x, mask_BxT)
