@@ -34,6 +34,9 @@ flags.DEFINE_integer("repeats", 5, "timed repetitions (after one compile/warm-up
 flags.DEFINE_integer("ref_subset", 8, "videos timed with the NumPy reference (0: skip)")
 flags.DEFINE_integer("chunk_size", 64, "extract_batch chunk size")
 flags.DEFINE_integer("bucket", 64, "extract_batch time bucket (frames)")
+flags.DEFINE_integer("workers", 1, "extract_batch workers (chunks computed at once, in threads)")
+flags.DEFINE_bool("xla_single_thread", False,
+                  "switch XLA's intra-op threading off (sets XLA_FLAGS before jax is imported); use with --workers")
 flags.DEFINE_float("fps", 50.0, "frame rate")
 flags.DEFINE_integer("seed", 0, "random seed")
 flags.DEFINE_bool("check", True, "compare the JAX features with the NumPy reference on the subset")
@@ -76,6 +79,9 @@ def cpu_model() -> str:
 
 def main(argv):
     del argv
+    if FLAGS.xla_single_thread:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                                   " intra_op_parallelism_threads=1").strip()
     import jax
     import numpy as np
 
@@ -97,10 +103,12 @@ def main(argv):
     print(f"cpu: {cpu_model()}; logical cpus: {os.cpu_count()}; load average: {os.getloadavg()}")
     print(f"jax {jax.__version__} ({jax.default_backend()}), numpy {np.__version__}, python {platform.python_version()}")
     print(f"batch: {n} videos at {fps:g} fps, {lengths.min()}-{lengths.max()} frames (mean {lengths.mean():.0f}), "
-          f"chunk_size={FLAGS.chunk_size}, bucket={FLAGS.bucket}")
+          f"chunk_size={FLAGS.chunk_size}, bucket={FLAGS.bucket}, workers={FLAGS.workers}, "
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
 
     def run():
-        out = auda.extract_batch(au, si, lengths, fps=fps, chunk_size=FLAGS.chunk_size, bucket=FLAGS.bucket)
+        out = auda.extract_batch(au, si, lengths, fps=fps, chunk_size=FLAGS.chunk_size, bucket=FLAGS.bucket,
+                                 workers=FLAGS.workers)
         return out
 
     t0 = time.perf_counter()

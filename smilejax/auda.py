@@ -38,6 +38,7 @@ Speed (benchmarks/README.md): the batched path sorts videos by length, pads each
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import math
@@ -241,8 +242,8 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
     The window is a fixed set of ``window`` shifted slices, i.e. a convolution with a fixed kernel.
 
     ``separate_products``: round every product before it is added, as a plain sequential evaluation does (XLA may
-    otherwise contract ``s + a * b`` into one fused multiply-add). Dividing the product by the runtime 1.0 ``one``
-    achieves it (a division is never contracted). With it, and the divisions by runtime values below, the phase
+    otherwise contract ``s + a * b`` into one fused multiply-add). Dividing the product by an array of ones that the
+    compiler cannot see through achieves it (a division is never contracted). With it, and the divisions by runtime values below, the phase
     detector's slopes are bitwise those of a sequential evaluation (the NumPy reference, the original program), so
     mathematically tied slopes stay tied (section 5 breaks ties by position). The features do without it (it costs
     a division per term).
@@ -260,11 +261,13 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
         unit = 1.0 + 0.0 * jnp.abs(total)
         w_div, s_tt_div = window * unit, s_tt * unit
     else:
-        w_div, s_tt_div = window, s_tt
+        unit, w_div, s_tt_div = 1.0, window, s_tt
     mean = _keep(total / w_div, one)
     s_tv = jnp.zeros_like(mean)
     s_vv = jnp.zeros_like(mean)
-    rounded = (lambda p: _keep(p, one)) if separate_products else (lambda p: p)
+    # p / unit: a division by an element-wise array of ones, which neither contracts into a fused multiply-add nor
+    # gets re-associated by the compiler (as a division by a broadcast scalar can be).
+    rounded = (lambda p: p / unit) if separate_products else (lambda p: p)
     for j, c in enumerate(cols):
         dv = c - mean
         if j != tbar:  # (j - t_bar) = 0 adds an exact zero
@@ -280,7 +283,8 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
     s_vv = jnp.maximum(key, 0.0)
     positive = s_vv > 0
     # Guarded division: a finite value and gradient on constant (and underflowed) windows.
-    denom = jnp.sqrt(s_tt * jnp.where(positive, s_vv, 1.0))
+    # (times ``unit``: XLA would otherwise evaluate a / sqrt(b) as a * rsqrt(b), not correctly rounded)
+    denom = jnp.sqrt(s_tt * jnp.where(positive, s_vv, 1.0)) * unit
     r = jnp.where(constant, 1.0, jnp.where(positive, s_tv / denom, 0.0)).astype(xp.dtype)
     delta = jnp.where(constant, 0.0, s_tv / s_tt_div).astype(xp.dtype)
     return delta, r
@@ -933,20 +937,29 @@ def _bucket(n: int, bucket: int) -> int:
 _PHASE_CHUNK = 256  # videos per phase-detection call: the scan's per-step work stays in cache (benchmarks/README)
 
 
-def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK):
+def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK, workers: int = 1):
     """Float64 phases of a padded batch, in chunks of ``chunk`` videos (the last one padded with copies)."""
     si_BxT = np.asarray(si_BxT, np.float64)
     lengths_B = np.asarray(lengths_B, np.int32)
     n = si_BxT.shape[0]
-    if n <= chunk:
-        return np.asarray(detect_phases_batch(si_BxT, lengths_B, window=opts.phase_window, fps=fps,
+
+    def run(si_c, len_c):
+        return np.asarray(detect_phases_batch(si_c, len_c, window=opts.phase_window, fps=fps,
                                               legacy_edge=opts.legacy_edge, stability=opts.phase_stability,
                                               min_smile_seconds=opts.min_smile_seconds))
+
+    if n <= chunk:
+        return run(si_BxT, lengths_B)
     parts = []
     for c0 in range(0, n, chunk):
         idx = np.minimum(np.arange(c0, c0 + chunk), n - 1)  # static chunk shape
-        parts.append(_phases_for(si_BxT[idx], lengths_B[idx], fps, opts, chunk)[: min(chunk, n - c0)])
-    return np.concatenate(parts)
+        parts.append((si_BxT[idx], lengths_B[idx], min(chunk, n - c0)))
+    if workers > 1:
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            outs = list(pool.map(lambda p: run(p[0], p[1]), parts))
+    else:
+        outs = [run(p[0], p[1]) for p in parts]
+    return np.concatenate([o[:k] for o, (_, _, k) in zip(outs, parts)])
 
 
 def _single(au_TxA, si_T, fps, options, overrides, name, phases_T, want, bucket=64):
@@ -1026,14 +1039,15 @@ def extract(au_TxA, si_T, *, fps: float = BASE_FPS, options=None, name: str | No
 
 def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options=None,
                   names: Sequence[str] | None = None, bucket: int = 64, chunk_size: int | None = 64,
-                  **overrides) -> AudaFeaturesBatch:
+                  workers: int = 1, **overrides) -> AudaFeaturesBatch:
     """All AUDA features of many padded videos (zero-padded at the end; real lengths ``lengths_B``).
 
     Features of video b equal those of its unpadded prefix [:lengths_B[b]] (edge rule applied at the real length,
     padded frames excluded from every segment). Videos are processed in order of length, in chunks of
     ``chunk_size`` whose time axis is padded to a multiple of ``bucket`` frames, so each chunk does little padded
     work and one compiled function serves every chunk with the same bucket (``chunk_size=None``: one call for the
-    whole batch). Phase detection runs first, in float64, for all videos.
+    whole batch). Phase detection runs first, in float64, for all videos. ``workers`` > 1 computes that many chunks
+    at once in threads: worthwhile with XLA's own intra-op threading switched off (see benchmarks/README.md).
 
     Returns host (NumPy) arrays in the input order: frame_BxTxD [B, T, 154] (zeros beyond each length), au_wise_BxD,
     cross_au_BxD, phases_BxT, no_smile_detected_B, lengths_B.
@@ -1074,28 +1088,35 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     si_p = np.zeros((n_vid, t_all), np.float64)
     real = np.arange(min(t_len, t_all))[None, :] < lengths[:, None]
     si_p[:, :t_len] = np.where(real, si[:, :t_all], 0.0)
-    phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts)
+    phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts, workers=workers)
 
     n_d = feature_dims(opts, n_au)
     frame = np.zeros((n_vid, t_len, n_d["frame"]), dtype)
     au_wise = np.zeros((n_vid, n_d["au_wise"]), dtype)
     cross = np.zeros((n_vid, n_d["cross_au"]), dtype)
-    pending = []
-    for c0 in range(0, n_vid, chunk):
+    def run_chunk(c0):
         idx = order[c0:c0 + chunk]
         t_c = min(_bucket(int(lengths[idx].max()), bucket), t_all)
         full = np.concatenate([idx, np.repeat(idx[-1:], chunk - len(idx))])  # static chunk shape
         au_c = np.zeros((chunk, t_c, n_au), dtype)
         span = min(t_c, t_len)
         au_c[:, :span] = au[full, :span]
-        # dispatched asynchronously: the device works on this chunk while the host prepares the next one
-        pending.append((idx, span, _features_host(au_c, si_p[full, :t_c].astype(dtype), phases[full, :t_c],
-                                                  lengths[full], fps=float(fps), opts=opts, want=_ALL)))
-    for idx, span, out in pending:
+        out = _features_host(au_c, si_p[full, :t_c].astype(dtype), phases[full, :t_c], lengths[full],
+                             fps=float(fps), opts=opts, want=_ALL)
         k = len(idx)
         frame[idx, :span] = np.asarray(out["frame"])[:k, :span]
         au_wise[idx] = np.asarray(out["au_wise"])[:k]
         cross[idx] = np.asarray(out["cross_au"])[:k]
+
+    starts = range(0, n_vid, chunk)
+    if workers > 1 and len(starts) > 1:
+        # chunks write disjoint rows; XLA releases the GIL while it computes
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            for f in [pool.submit(run_chunk, c0) for c0 in starts]:
+                f.result()
+    else:
+        for c0 in starts:
+            run_chunk(c0)
     phases_out = np.zeros((n_vid, t_len), np.int32)
     phases_out[:, :min(t_len, t_all)] = phases[:, :t_len]
     return AudaFeaturesBatch(frame, au_wise, cross, phases_out, ~np.any(phases_out > 0, axis=1),

@@ -73,8 +73,9 @@ def ref_trend(x, window: int, legacy_edge: bool = True):
         s_tv = 0.0
         s_vv = 0.0
         for j in range(window):
-            s_tv += (j - tbar) * (v[j] - mean)
-            s_vv += (v[j] - mean) ** 2
+            dv = v[j] - mean
+            s_tv += (j - tbar) * dv
+            s_vv += dv * dv
         delta[t] = s_tv / s_tt
         r[t] = s_tv / math.sqrt(s_tt * s_vv)
     return delta, r, delta * np.abs(r)
