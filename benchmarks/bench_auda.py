@@ -101,7 +101,8 @@ def main(argv):
     print(f"date: {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"command: {' '.join([Path(sys.executable).name] + sys.argv)}")
     print(f"cpu: {cpu_model()}; logical cpus: {os.cpu_count()}; load average: {os.getloadavg()}")
-    print(f"jax {jax.__version__} ({jax.default_backend()}), numpy {np.__version__}, python {platform.python_version()}")
+    print(f"jax {jax.__version__} ({jax.default_backend()}), numpy {np.__version__}, "
+          f"python {platform.python_version()}")
     print(f"batch: {n} videos at {fps:g} fps, {lengths.min()}-{lengths.max()} frames (mean {lengths.mean():.0f}), "
           f"chunk_size={FLAGS.chunk_size}, bucket={FLAGS.bucket}, workers={FLAGS.workers}, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")

@@ -20,9 +20,11 @@ Numerics (spec section 2):
 * a constant window is detected exactly, as "no two neighbouring samples in the window differ" (equivalent to
   max == min; the change count is a sum of 0/1 flags), never by ``S_vv == 0``: then r := 1 and delta := 0;
 * divisions and square roots are guarded with ``where`` so that values *and gradients* are finite everywhere;
-* XLA may contract a multiply and an add into one fused multiply-add, so results can differ from a plain
-  sequential evaluation in the last bit; the phase detector only sees this where two slopes are mathematically
-  equal (a tie, e.g. on coarsely quantised series), where the first-on-ties choice may then fall differently.
+* XLA may contract a multiply and an add into one fused multiply-add and turn divisions into multiplications by a
+  reciprocal, so results could differ from a plain sequential evaluation in the last bit -- which matters where two
+  slopes are mathematically equal (ties, common on quantised series) and the spec breaks ties by position. The
+  phase detector and the float64 features therefore evaluate bitwise like the sequential reference (see
+  ``_regress``); the float32 fast path does not (there a tie may fall on a neighbouring frame).
 
 Precision: the phase detector compares slopes exactly, so it always runs on float64. The concrete-array entry points
 (:func:`detect_phases`, :func:`detect_phases_batch`, :func:`extract`, :func:`extract_batch`) call a separately jitted
@@ -243,10 +245,11 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
 
     ``separate_products``: round every product before it is added, as a plain sequential evaluation does (XLA may
     otherwise contract ``s + a * b`` into one fused multiply-add). Dividing the product by an array of ones that the
-    compiler cannot see through achieves it (a division is never contracted). With it, and the divisions by runtime values below, the phase
-    detector's slopes are bitwise those of a sequential evaluation (the NumPy reference, the original program), so
-    mathematically tied slopes stay tied (section 5 breaks ties by position). The features do without it (it costs
-    a division per term).
+    compiler cannot see through achieves it (a division is never contracted). With it, and true divisions for the
+    mean, the slope and r (see ``unit`` below), the slopes are bitwise those of a sequential evaluation (the NumPy
+    reference, the original program), so mathematically tied slopes stay tied: the phase detector (section 5) and
+    the cross-AU arg-extremes (section 9) break ties by position. Used for the phases and for float64 features; the
+    float32 fast path does without it (it costs a division per term).
     """
     tbar = (window - 1) / 2.0
     s_tt = window * (window * window - 1) / 12.0

@@ -7,7 +7,6 @@ and one padded batch of synthetic videos [5, 192] for the features.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import jax
