@@ -208,7 +208,8 @@ def auda_features(corpus: Any, config: Any, *, cache_dir: Path | None) -> dict[s
       try:
         with np.load(path) as z:
           offsets = z["offsets"]
-          frame = {vid: z["frame"][offsets[i]:offsets[i + 1]] for i, vid in enumerate(ids)}
+          frame_all = z["frame"]  # read once: every z[...] access loads the whole array again
+          frame = {vid: frame_all[offsets[i]:offsets[i + 1]] for i, vid in enumerate(ids)}
           out = {"frame": frame, "au_wise": dict(zip(ids, z["au_wise"])), "cross_au": dict(zip(ids, z["cross_au"])),
                  "no_smile": dict(zip(ids, z["no_smile"].tolist()))}
           logging.info("AUDA features of %d videos read from %s", len(ids), path)
