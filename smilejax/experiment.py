@@ -132,9 +132,12 @@ def corpus_root(config: Any) -> tuple[Path, str]:
     return root, str(d.get("dataset", "") or "uvanemo")
   from smilejax import synthetic  # lazy: only the synthetic path needs the generator
   size, seed = str(d.synthetic_size), int(d.synthetic_seed)
+  n_subjects = int(d.get("synthetic_subjects", 0) or 0)  # 0: the size's own subject count
+  overrides = {"n_subjects": n_subjects} if n_subjects > 0 else {}
+  name = f"synthetic-{size}" + (f"-n{n_subjects}" if n_subjects > 0 else "") + f"-seed{seed}"
   root = Path(str(d.synthetic_dir)).expanduser() if str(d.get("synthetic_dir", "")).strip() else \
-      Path("~/.cache/smilejax").expanduser() / f"synthetic-{size}-seed{seed}"
-  return Path(synthetic.ensure_corpus(root, size=size, seed=seed)), "synthetic"
+      Path("~/.cache/smilejax").expanduser() / name
+  return Path(synthetic.ensure_corpus(root, size=size, seed=seed, **overrides)), "synthetic"
 
 
 def _data_key(config: Any) -> str:

@@ -1,7 +1,7 @@
 """Training and evaluation of one model (spec ``realsmilenet.md`` §4-§7).
 
 Objective (spec §5), for a batch of B examples with labels y_b in {0, 1} (1 = spontaneous), logits z_b and weights
-w_b (1 for every example of a training batch, see "Batches" below):
+w_b (the step takes weights for generality; ``fit`` passes 1 for every example, see "Batches" below):
 
     loss = sum_b w_b * BCE(z_b, y_b) / sum_b w_b  +  l2_weight * sum_W ||W||_2
     BCE(z, y) = max(z, 0) - z * y + log(1 + exp(-|z|))            (= -y log p - (1 - y) log(1 - p), p = sigmoid(z))
@@ -37,9 +37,10 @@ weights. Test data are never looked at before the end.
 Accuracy counts p > 0.5 (logit > 0) as spontaneous. Validation loss is the mean BCE (no regulariser).
 
 Files in ``model_dir``: ``config.json`` (model, training options, epochs, seed, input kind), ``metrics.jsonl`` (one
-JSON per epoch: epoch, step, train_loss, val_loss, val_acc, seconds), ``checkpoints/`` (orbax CheckpointManager, one
-step per epoch; the latest epoch (for resuming) and the best by the selection rule are kept; each step holds the train
-state and the training history), ``standardizer.npz`` (AUDA models: per-feature mean and std of the training split;
+JSON per epoch: epoch, step, train_loss, val_loss, val_acc, seconds), ``checkpoints/`` (orbax CheckpointManager, step = epoch;
+saved every epoch, or with ``checkpoint_interval_s`` > 0 only at new bests, the last epoch and at most every that
+many seconds -- see ``fit``; the latest saved epoch (for resuming) and the best by the selection rule are kept; each
+step holds the train state and the training history), ``standardizer.npz`` (AUDA models: per-feature mean and std of the training split;
 std of a constant feature := 1).
 """
 
