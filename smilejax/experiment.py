@@ -51,6 +51,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from smilejax import constants as C
 from smilejax import train
 from smilejax.errors import InputError
 
@@ -424,11 +425,27 @@ def backend_name() -> str:
 # ----------------------------------------------------------------------------------------------------------- folds
 
 
+def check_inputs(config: Any, folds: Sequence[int]) -> None:
+  """Fail fast, before any loading or training: the config, the corpus folder and the requested fold numbers.
+
+  Raises InputError (one line) naming the folder or fold list. The synthetic corpus is generated here if absent.
+  """
+  validate_config(config)
+  root, _ = corpus_root(config)
+  from smilejax.io import nemo  # lazy, as in prepare()
+  fold_folder = root / C.FOLDS_DIR
+  fold_lists = nemo.read_fold_lists(fold_folder if fold_folder.is_dir() else None)
+  unknown = sorted(set(int(k) for k in folds) - set(fold_lists))
+  if unknown:
+    where = fold_folder if fold_folder.is_dir() else "the official UvA-NEMO lists (smilejax/data/folds)"
+    raise InputError(f"{where}: no fold {','.join(map(str, unknown))} (folds {min(fold_lists)}-{max(fold_lists)})")
+
+
 def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
   """Train and evaluate every method on fold ``fold``; write predictions.csv and fold_result.json (last)."""
   t0 = time.time()
   fold = int(fold)
-  validate_config(config)
+  check_inputs(config, [fold])
   prepared = prepare(config)
   if fold not in prepared.corpus.folds:
     raise InputError(f"{prepared.corpus.root}: no fold {fold} (folds {sorted(prepared.corpus.folds)})")
@@ -568,6 +585,7 @@ def run_all_folds(config: Any, workdir: str | os.PathLike, folds: Sequence[int] 
   """Run every fold of ``folds`` (default ``config.folds``), skipping finished ones; report at the end."""
   workdir = Path(workdir)
   folds = [int(k) for k in (folds if folds else config.folds)]
+  check_inputs(config, folds)  # bad input stops the run here, not once per fold
   check_workdir(config, workdir, overwrite=overwrite, folds=folds)
   done, skipped, failed = [], [], {}
   t0 = time.time()

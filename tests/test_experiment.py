@@ -214,3 +214,19 @@ def test_bin_scripts_report_errors_in_one_line(tmp_path):
   errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
   assert errors == ["error: config 'uvanemo' needs the corpus folder: --config.data.root=<folder>"]
   assert not (tmp_path / "wd").exists()
+
+
+def test_bad_input_stops_before_any_fold_or_loading(config, tmp_path, monkeypatch):
+  def no_loading(_):
+    raise AssertionError("the corpus was loaded before the input check")
+
+  monkeypatch.setattr(experiment, "prepare", no_loading)
+  with pytest.raises(InputError, match="no fold 11"):
+    experiment.run_fold(config, tmp_path / "wd", 11)
+  with pytest.raises(InputError, match="no fold 0,11"):
+    experiment.run_all_folds(config, tmp_path / "wd", [1, 0, 11])
+  missing = config.copy_and_resolve_references()
+  missing.data.root = str(tmp_path / "nowhere")
+  with pytest.raises(InputError, match="nowhere: corpus folder does not exist"):
+    experiment.run_all_folds(missing, tmp_path / "wd")
+  assert not (tmp_path / "wd").exists()
