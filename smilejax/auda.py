@@ -235,7 +235,8 @@ def _keep(x: jax.Array, one: jax.Array | None) -> jax.Array:
     return x if one is None else x / one.astype(x.dtype)
 
 
-def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products: bool = False):
+def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products: bool = False, *,
+             stride: int = 1, need_r: bool = True):
     """Two-pass least squares on every window of the padded series: returns (delta, r) [..., T].
 
     Window of frame t = xp[t : t + window]; abscissae 0..w-1, t_bar = (w-1)/2; S_tt = w (w^2 - 1) / 12.
@@ -250,10 +251,16 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
     reference, the original program), so mathematically tied slopes stay tied: the phase detector (section 5) and
     the cross-AU arg-extremes (section 9) break ties by position. Used for the phases and for float64 features; the
     float32 fast path does without it (it costs a division per term).
+
+    ``stride``: the series is time-major with ``stride`` interleaved channels flattened into the last axis (element
+    ``t * stride + c``), so that window slice j is the contiguous slice starting at ``j * stride`` and the result is
+    already in [.., T, C] order (no transpose of the frame-wise features); ``t_len`` counts frames. The arithmetic per
+    element is the same as with ``stride=1``. ``need_r=False`` (the phase detector): skip S_vv, return (delta, None).
     """
     tbar = (window - 1) / 2.0
     s_tt = window * (window * window - 1) / 12.0
-    cols = [xp[..., j:j + t_len] for j in range(window)]
+    n_out = t_len * stride
+    cols = [xp[..., j * stride:j * stride + n_out] for j in range(window)]
     total = cols[0]
     for c in cols[1:]:
         total = total + c
@@ -275,11 +282,15 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
         dv = c - mean
         if j != tbar:  # (j - t_bar) = 0 adds an exact zero
             s_tv = s_tv + rounded((j - tbar) * dv)
-        s_vv = s_vv + rounded(dv * dv)
+        if need_r:
+            s_vv = s_vv + rounded(dv * dv)
     s_tv = _keep(s_tv, one)
     # Constant window (the exact test "max == min") <=> no two neighbouring samples differ: count the changes in the
     # window's w - 1 neighbour pairs, a box sum of 0/1 flags (exact) built by doubling (log2 w passes, not w).
-    changes = _box_sum(_keep((xp[..., 1:] != xp[..., :-1]).astype(xp.dtype), one), window - 1, t_len, one)
+    flags = (xp[..., stride:] != xp[..., :-stride]).astype(xp.dtype)
+    changes = _box_sum(_keep(flags, one), window - 1, n_out, one, stride=stride)
+    if not need_r:  # the same delta as below, without S_vv and r
+        return jnp.where(changes > 0, s_tv / s_tt_div, 0.0).astype(xp.dtype), None
     # One stored array carries both S_vv (>= 0) and the constant flag (-1), so the flag is computed only once.
     key = _keep(jnp.where(changes > 0, s_vv, -1.0), one)
     constant = key < 0
@@ -293,21 +304,22 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
     return delta, r
 
 
-def _box_sum(a: jax.Array, width: int, n_out: int, one=None) -> jax.Array:
+def _box_sum(a: jax.Array, width: int, n_out: int, one=None, *, stride: int = 1) -> jax.Array:
     """sum(a[..., t : t + width]) for t < n_out, by doubling: partial sums over 1, 2, 4, ... samples, then at most
     log2(width) of them. Exact for small-integer data (the change counts); for general data a different summation
-    order than a running sum, which is why the regression's window mean does not use it."""
+    order than a running sum, which is why the regression's window mean does not use it. ``stride``: samples are
+    ``stride`` elements apart (time-major interleaved channels, see :func:`_regress`); ``n_out`` counts elements."""
     levels = {1: a}
     size = 1
     while 2 * size <= width:
         prev = levels[size]
-        n = prev.shape[-1] - size
-        levels[2 * size] = _keep(prev[..., :n] + prev[..., size:size + n], one)
+        n = prev.shape[-1] - size * stride
+        levels[2 * size] = _keep(prev[..., :n] + prev[..., size * stride:size * stride + n], one)
         size *= 2
     total, offset = None, 0
     for size in sorted(levels, reverse=True):
         if width - offset >= size:
-            part = levels[size][..., offset:offset + n_out]
+            part = levels[size][..., offset * stride:offset * stride + n_out]
             total = part if total is None else total + part
             offset += size
     return total
@@ -318,14 +330,40 @@ def _runtime_one(lengths: jax.Array) -> jax.Array:
     return jnp.where(jnp.min(lengths) > -1, 1.0, 2.0)
 
 
-def _trend(x, window: int, length, legacy_edge: bool, one=None, separate_products: bool = False):
+def _trend(x, window: int, length, legacy_edge: bool, one=None, separate_products: bool = False,
+           need_r: bool = True):
     t_len = x.shape[-1]
     h = window // 2
     xp = _keep(_edge_padded(x, h, length, legacy_edge), one)
-    delta, r = _regress(xp, t_len, window, one, separate_products)
+    delta, r = _regress(xp, t_len, window, one, separate_products, need_r=need_r)
     real = jnp.arange(t_len) < length[..., None]
     delta = jnp.where(real, delta, 0.0)
+    if not need_r:
+        return delta, None, None
     r = jnp.where(real, r, 0.0)
+    return delta, r, delta * jnp.abs(r)
+
+
+def _trend_time_major(x_BxTxC, window: int, lengths_B, legacy_edge: bool, one=None,
+                      separate_products: bool = False):
+    """:func:`_trend` of C series stored time-major, x [B, T, C] (regressed along T): (delta, r, delta_adj) [B, T, C].
+
+    The edge-padded series [B, T + 2h, C] is flattened to [B, (T + 2h) C], so every window slice is one contiguous
+    slice (see ``stride`` in :func:`_regress`) and the results come out in the frame-wise features' [B, T, .] order.
+    Per element the arithmetic is that of :func:`_trend`, so the values are the same (bitwise in float64).
+    """
+    b, t_len, n_c = x_BxTxC.shape
+    h = window // 2
+    k = jnp.arange(-h, t_len + h, dtype=jnp.int32)[None, :, None]
+    xpad = jnp.pad(x_BxTxC, ((0, 0), (h, h), (0, 0)))
+    first = x_BxTxC[:, :1]
+    last = jnp.take_along_axis(x_BxTxC, jnp.broadcast_to((lengths_B - 1)[:, None, None], (b, 1, n_c)), axis=1)
+    lim = (lengths_B - h if legacy_edge else lengths_B)[:, None, None]
+    xp = jnp.where(k >= lim, last, jnp.where(k < 0, first, xpad)).reshape(b, (t_len + 2 * h) * n_c)
+    delta, r = _regress(_keep(xp, one), t_len, window, one, separate_products, stride=n_c)
+    real = (jnp.arange(t_len) < lengths_B[:, None])[:, :, None]
+    delta = jnp.where(real, delta.reshape(b, t_len, n_c), 0.0)
+    r = jnp.where(real, r.reshape(b, t_len, n_c), 0.0)
     return delta, r, delta * jnp.abs(r)
 
 
@@ -429,8 +467,9 @@ def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_
     b, t_len = v_BxT.shape
     lengths = jnp.clip(lengths_B.astype(jnp.int32), 1, t_len)
     one = _runtime_one(lengths)
-    d, _, _ = _trend(v_BxT, window, lengths, legacy_edge, one, separate_products=True)
-    dd, _, _ = _trend(d, window, lengths, legacy_edge, one, separate_products=True)
+    # raw slopes only: no S_vv / r (the constant-window rule still applies: delta := 0)
+    d, _, _ = _trend(v_BxT, window, lengths, legacy_edge, one, separate_products=True, need_r=False)
+    dd, _, _ = _trend(d, window, lengths, legacy_edge, one, separate_products=True, need_r=False)
     f = v_BxT.dtype
     tt = jnp.arange(t_len, dtype=jnp.int32)
     real = tt < lengths[:, None]
@@ -673,31 +712,31 @@ def _pair_differences(delta_BxAxWxT: jax.Array) -> jax.Array:
 
 
 def _series_core(au_BxTxA, si_BxT, lengths_B, *, fps: float, opts: AudaOptions, want_frame: bool):
-    """Dynamics of a padded batch: (frame features [B, T, D] or None, series [B, C, T]).
+    """Dynamics of a padded batch: (frame features [B, T, D] or None, series [B, T, C]).
 
-    series = what the segment statistics need: the AU values [B, A, T], raw Delta and r-adjusted Delta
-    [B, A x W (AU-major), T]; zeros beyond each length.
+    series = what the segment statistics need: the AU values [B, T, A], raw Delta and r-adjusted Delta
+    [B, T, A x W (AU-major)]; zeros beyond each length. Everything is time-major (see :func:`_trend_time_major`), so
+    the frame-wise features are a concatenation along the last axis, not a transpose.
     """
-    x = jnp.swapaxes(au_BxTxA, 1, 2)  # [B, A, T]: regress along the contiguous last axis
+    x = au_BxTxA
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     if opts.clip_au:
         x = jnp.clip(x, 0.0, 5.0)
     dtype = x.dtype
-    b, n_au, t_len = x.shape
+    b, t_len, n_au = x.shape
     lengths = jnp.clip(lengths_B.astype(jnp.int32), 1, t_len)
     real = jnp.arange(t_len) < lengths[:, None]                        # [B, T]
-    x = jnp.where(real[:, None, :], x, 0.0)
-    lengths_ba = jnp.broadcast_to(lengths[:, None], (b, n_au))
+    x = jnp.where(real[:, :, None], x, 0.0)
     one = _runtime_one(lengths)
     # float64 (x64 enabled by the caller: the validation path) evaluates bitwise like the sequential reference, so
     # even exact ties between slopes (first arg-max on ties, section 9) fall the same way; float32 is the fast path.
     exact = dtype == jnp.float64
     dyn = []
     for w in scaled_windows(opts, fps):
-        d, _, da = _trend(x, w, lengths_ba, opts.legacy_edge, one, separate_products=exact)
+        d, _, da = _trend_time_major(x, w, lengths, opts.legacy_edge, one, separate_products=exact)
         if want_frame:
-            d2, _, d2a = _trend(d, w, lengths_ba, opts.legacy_edge, one, separate_products=exact)
+            d2, _, d2a = _trend_time_major(d, w, lengths, opts.legacy_edge, one, separate_products=exact)
         else:
             d2 = d2a = None
         dyn.append((d, da, d2, d2a))
@@ -706,10 +745,10 @@ def _series_core(au_BxTxA, si_BxT, lengths_B, *, fps: float, opts: AudaOptions, 
         blocks = [x]
         for q in range(4):  # delta, delta_adj, delta2, delta2_adj; each for every window (section 7)
             blocks += [dk[q] for dk in dyn]
-        blocks.append(jnp.where(real, si_BxT.astype(dtype), 0.0)[:, None, :])
-        frame = jnp.swapaxes(jnp.concatenate(blocks, axis=1), 1, 2)     # [B, T, D]
-    delta = jnp.stack([dk[0] for dk in dyn], axis=2).reshape(b, -1, t_len)      # [B, A W, T]
-    delta_adj = jnp.stack([dk[1] for dk in dyn], axis=2).reshape(b, -1, t_len)
+        blocks.append(jnp.where(real, si_BxT.astype(dtype), 0.0)[:, :, None])
+        frame = jnp.concatenate(blocks, axis=2)                         # [B, T, D]
+    delta = jnp.stack([dk[0] for dk in dyn], axis=3).reshape(b, t_len, -1)      # [B, T, A W]
+    delta_adj = jnp.stack([dk[1] for dk in dyn], axis=3).reshape(b, t_len, -1)
     # Three arrays, not one concatenation: a concatenate fusion would recompute the shared window sums once for
     # each of its operands.
     return frame, (x, delta, delta_adj)
@@ -747,11 +786,11 @@ def _slot_indices(xp, phases_BxT, lengths_B, labels: tuple[int, ...], n_slots: i
 
 
 def _gather_slots(series, idx_BxLxS):
-    """The series (tuple of [B, C_i, T]) at the slot frames, stacked: [B, sum C_i, L, S]."""
+    """The series (tuple of time-major [B, T, C_i]) at the slot frames, stacked: [B, sum C_i, L, S]."""
     b, n_lab, n_slots = idx_BxLxS.shape
-    flat = idx_BxLxS.reshape(b, 1, n_lab * n_slots)
-    got = jnp.concatenate([jnp.take_along_axis(a, flat, axis=2) for a in series], axis=1)
-    return got.reshape(b, got.shape[1], n_lab, n_slots)
+    flat = idx_BxLxS.reshape(b, n_lab * n_slots, 1)
+    got = jnp.concatenate([jnp.take_along_axis(a, flat, axis=1) for a in series], axis=2)   # [B, L S, C]
+    return jnp.swapaxes(got, 1, 2).reshape(b, got.shape[2], n_lab, n_slots)
 
 
 def _segments_core(slots_BxCxLxS, idx_BxLxS, counts_BxL, *, fps: float, opts: AudaOptions, n_au: int,
