@@ -11,8 +11,8 @@ Measures, each case in its own subprocess (so peak memory is per case):
 
 compiled functions, compilation excluded, median (and min) of ``--repeats`` >= 20 timed calls, peak RSS from
 ``resource.getrusage``. With ``--torch-python`` (an interpreter with PyTorch; never the project venv) the same
-cases run on a PyTorch model of the same ``org`` architecture, written here from the spec (§3), in the same run,
-and the table gives the ratio. Without it, the spec's recorded baseline (17.5 ms at T = 40, 49 ms at T = 130,
+cases run on [O]'s ``org`` model in PyTorch (``benchmarks/torch_org.py``, written from the spec, §3, with [O]'s
+module names; BCE on its sigmoid output, as [O]) in the same run, and the table gives the ratio. Without it, the spec's recorded baseline (17.5 ms at T = 40, 49 ms at T = 130,
 1.2 s per training step) is quoted.
 
 The subprocess entry point is ``--case NAME`` (prints one JSON line).
@@ -111,77 +111,21 @@ def run_jax(kind: str, b: int, t: int, repeats: int, conv_impl: str) -> dict:
 
 # ------------------------------------------------------------------------------------------------------- PyTorch
 def run_torch(kind: str, b: int, t: int, repeats: int, threads: int) -> dict:
-  """The ``org`` architecture of spec §3 in PyTorch (front-padding-free: all videos of the batch have length T)."""
+  """[O]'s ``org`` model (``benchmarks/torch_org.py``; all videos of the batch have length T, no front padding);
+  training step as [O]'s: BCE on the sigmoid output, Adam."""
   import torch
   from torch import nn
 
+  sys.path.insert(0, str(Path(__file__).resolve().parent))
+  from torch_org import DeepSmileNet
+
   torch.set_num_threads(threads)
 
-  class ConvLSTM(nn.Module):
-    def __init__(self, c_in, hid):
-      super().__init__()
-      self.hid = hid
-      self.conv = nn.Conv2d(c_in + hid, 4 * hid, 3, padding=1)
-
-    def forward(self, x_btchw):
-      bb, tt, _, hh, ww = x_btchw.shape
-      h = x_btchw.new_zeros(bb, self.hid, hh, ww)
-      c = torch.zeros_like(h)
-      for i in range(tt):
-        z = self.conv(torch.cat([x_btchw[:, i], h], 1))
-        zi, zf, zo, zg = torch.split(z, self.hid, 1)
-        c = torch.sigmoid(zf) * c + torch.sigmoid(zi) * torch.tanh(zg)
-        h = torch.sigmoid(zo) * torch.tanh(c)
-      return h
-
-  class NonLocal(nn.Module):
-    def __init__(self, c, ci):
-      super().__init__()
-      self.theta, self.phi, self.g = (nn.Conv2d(c, ci, 1) for _ in range(3))
-      self.w = nn.Sequential(nn.Conv2d(ci, c, 1), nn.BatchNorm2d(c))
-      nn.init.zeros_(self.w[1].weight)
-      nn.init.zeros_(self.w[1].bias)
-      self.pool = nn.MaxPool2d(2)
-
-    def forward(self, x):
-      bb, _, hh, ww = x.shape
-      th = self.theta(x).flatten(2).transpose(1, 2)
-      ph = self.pool(self.phi(x)).flatten(2)
-      g = self.pool(self.g(x)).flatten(2).transpose(1, 2)
-      f = th @ ph / ph.shape[-1]
-      y = (f @ g).transpose(1, 2).reshape(bb, -1, hh, ww)
-      return x + self.w(y)
-
-  class Org(nn.Module):
-    def __init__(self):
-      super().__init__()
-      self.ta = nn.Conv2d(3, 3, 3, padding=1)
-      with torch.no_grad():
-        self.ta.weight.zero_()
-        self.ta.weight[:, :, 1, 1] = 1.0
-        self.ta.bias.zero_()
-      self.enc = nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                               nn.AvgPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
-                               nn.AvgPool2d(2), nn.Dropout2d(0.2))
-      self.lstm = ConvLSTM(6, 8)
-      self.nl = NonLocal(8, 4)
-      self.final = nn.Sequential(nn.AvgPool2d(2), nn.Conv2d(8, 10, 2), nn.BatchNorm2d(10), nn.ReLU(),
-                                 nn.Dropout(0.5), nn.Flatten(), nn.Linear(250, 1))
-
-    def forward(self, x_btchw):
-      bb, tt = x_btchw.shape[:2]
-      d = torch.cat([torch.zeros_like(x_btchw[:, :1]), x_btchw[:, 1:] - x_btchw[:, :-1]], 1)
-      a = self.ta(d.flatten(0, 1)).view_as(x_btchw)
-      x = x_btchw + x_btchw * a
-      e = self.enc(x.flatten(0, 1))
-      h = self.lstm(e.view(bb, tt, *e.shape[1:]))
-      return self.final(self.nl(h))[:, 0]
-
   torch.manual_seed(0)
-  model = Org()
+  model = DeepSmileNet()
   n_params = sum(p.numel() for p in model.parameters())
   assert n_params == 5273, n_params
-  x = torch.rand(b, t, 3, 48, 48)
+  x = torch.rand(b, t, 3, 48, 48)  # (C, W, H) images, as [O]
   y = torch.randint(0, 2, (b,)).float()
   if kind == "forward":
     model.eval()
@@ -192,11 +136,11 @@ def run_torch(kind: str, b: int, t: int, repeats: int, threads: int) -> dict:
   else:
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    lossf = nn.BCEWithLogitsLoss()
+    lossf = nn.BCELoss()
 
     def one():
       opt.zero_grad()
-      lossf(model(x), y).backward()
+      lossf(model(x)[:, 0], y).backward()
       opt.step()
 
   med, best = _time(one, repeats)
