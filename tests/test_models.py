@@ -79,6 +79,8 @@ def test_realsmilenet_parameter_counts(rsn):
     assert models.count_params(p[name]) == n, name
   assert models.count_params(p["final_conv"]) + models.count_params(p["final_bn"]) == 350
   assert models.count_params(p["classifier"]) == 251
+  # The nn.scan'd ConvLSTM cell owns no variables: the official single gate kernel and bias, nothing else.
+  assert {k: v.shape for k, v in p["convlstm"].items()} == {"kernel": (3, 3, 14, 32), "bias": (32,)}
 
 
 def test_realsmilenet_init(rsn):
@@ -115,6 +117,8 @@ def test_other_models_shapes_and_build():
   v = fw.init({"params": _key(0)}, x, np.array([4, 2, 1]), train=False)
   logit, feats = jax.jit(lambda v, x: fw.apply(v, x, np.array([4, 2, 1]), train=False))(v, x)
   assert logit.shape == (3,) and feats.shape == (3, 5)
+  assert {k: a.shape for k, a in v["params"]["lstm"].items()} == {
+      "kernel_x": (154, 28), "kernel_h": (7, 28), "bias": (28,)}  # paths unchanged by the nn.scan'd cell
   for name, d in (("auwise", 476), ("crossau", 4352)):
     m = models.build(name, {"branch_features": 6, "epochs": 3})  # foreign config keys are ignored
     x = rng.standard_normal((2, d)).astype(np.float32)
@@ -315,6 +319,7 @@ def test_conv_same_value_and_gradient(factor):
 
 
 def test_masked_conv_lstm_matches_reference_scan():
+  """The nn.scan of the custom-gradient cell: values and gradients (gx, kernel) equal a plain lax.scan's autodiff."""
   rng = np.random.default_rng(7)
   t, b = 5, 3
   gx = jnp.asarray(rng.standard_normal((t, b, 6, 6, 32)).astype(np.float32))

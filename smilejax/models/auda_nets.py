@@ -48,13 +48,34 @@ class DenseFinalBranch(nn.Module):
     return nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x_BxD))
 
 
+class LSTMCell(nn.Module):
+  """One masked LSTM step (the body scanned by :class:`MaskedLSTM`); no parameters of its own.
+
+  ``carry`` = (c, h), each B x H; ``gx_BxG`` = x_t W_x + b at this step (B x 4H); ``m_B`` = which rows have a real
+  step here; ``kernel_h`` (H, 4H) is broadcast over steps. (c, h) := where(m, new, old) (spec §4).
+  """
+
+  @nn.compact
+  def __call__(self, carry: tuple[Array, Array], gx_BxG: Array, m_B: Array,
+               kernel_h: Array) -> tuple[tuple[Array, Array], None]:
+    c_prev, h_prev = carry
+    z = gx_BxG + h_prev @ kernel_h
+    zi, zf, zo, zg = jnp.split(z, 4, axis=-1)
+    c_new = jax.nn.sigmoid(zf) * c_prev + jax.nn.sigmoid(zi) * jnp.tanh(zg)
+    h_new = jax.nn.sigmoid(zo) * jnp.tanh(c_new)
+    m = m_B[:, None]
+    return (jnp.where(m, c_new, c_prev), jnp.where(m, h_new, h_prev)), None
+
+
 class MaskedLSTM(nn.Module):
   """A single-layer LSTM over B x T x D that returns the state h after each video's last real step.
 
   z = x_t W_x + h_{t-1} W_h + b, [i, f, o, g] = split(z); c_t = sig(f) c_{t-1} + sig(i) tanh(g);
   h_t = sig(o) tanh(c_t); the carry (c, h) is replaced only where m_{b,t} (spec §4), starting from zeros.
-  Parameters: ``kernel_x`` (D, 4H), ``kernel_h`` (H, 4H), ``bias`` (4H). x W_x + b is computed for all steps
-  before the time loop (``jax.lax.scan``), which then does only the recurrent product.
+  Parameters: ``kernel_x`` (D, 4H), ``kernel_h`` (H, 4H), ``bias`` (4H), declared here. x W_x + b is computed for
+  all steps before the time loop, a ``flax.linen.scan`` of :class:`LSTMCell` over time with ``kernel_h`` broadcast
+  (the cell has no variables, so the parameter paths stay ``lstm/kernel_x`` etc.); the loop does only the
+  recurrent product. Its gradient is JAX's own (matrix products transpose cheaply, unlike the ConvLSTM's conv).
   """
 
   hidden: int = 150
@@ -71,19 +92,10 @@ class MaskedLSTM(nn.Module):
 
     gx_TxBxG = jnp.einsum("btd,dg->tbg", x_BxTxD, kernel_x) + bias
     mask_TxB = jnp.swapaxes(mask_BxT, 0, 1)
-
-    def step(carry, inputs):
-      c_prev, h_prev = carry
-      gx, m = inputs
-      z = gx + h_prev @ kernel_h
-      zi, zf, zo, zg = jnp.split(z, 4, axis=-1)
-      c_new = jax.nn.sigmoid(zf) * c_prev + jax.nn.sigmoid(zi) * jnp.tanh(zg)
-      h_new = jax.nn.sigmoid(zo) * jnp.tanh(c_new)
-      m = m[:, None]
-      return (jnp.where(m, c_new, c_prev), jnp.where(m, h_new, h_prev)), None
-
     zeros = jnp.zeros((b, hid), jnp.float32)
-    (_, h_last), _ = jax.lax.scan(step, (zeros, zeros), (gx_TxBxG, mask_TxB), unroll=self.unroll)
+    scan = nn.scan(LSTMCell, variable_broadcast="params", split_rngs={"params": False},
+                   in_axes=(0, 0, nn.broadcast), out_axes=0, unroll=self.unroll)
+    (_, h_last), _ = scan(name="cell")((zeros, zeros), gx_TxBxG, mask_TxB, kernel_h)
     return h_last
 
 

@@ -22,10 +22,14 @@ the per-video BatchNorms (non-local and final branch) in training.
 Implementation notes (speed on CPU; the function is unchanged, checked by tests against plain versions):
 
 - The ConvLSTM's single 3x3x14x32 kernel (one parameter tensor, as in the official model, which matters for the
-  per-tensor L2 regulariser of spec §5 and for importing weights) is applied as two convolutions by linearity: the 6
-  input channels for all frames at once, outside the time loop, and only the 8 hidden channels inside it
-  (``jax.lax.scan``). Its gradient is written out (:func:`masked_conv_lstm`): XLA's transpose of the in-loop
-  convolution is a per-step kernel-gradient convolution that is ~100x slower on CPU.
+  per-tensor L2 regulariser of spec §5 and for importing weights, ``torch_import``) is applied as two convolutions
+  by linearity: the 6 input channels for all frames at once, outside the time loop, and only the 8 hidden channels
+  inside it. The time loop is a ``flax.linen.scan`` (:class:`ConvLSTMRecurrence`) of a parameter-free cell
+  (:class:`ConvLSTMCell`) that receives the hidden half of the kernel as a broadcast input, so the parameter tree is
+  unchanged (``convlstm/kernel``, ``convlstm/bias``). The cell's step is :func:`conv_lstm_step`, a
+  ``jax.custom_vjp`` with the exact gradient of one step written out: XLA's own transpose of the in-loop
+  convolution w.r.t. the kernel is a kernel-gradient convolution per step, ~100x slower on CPU than the k*k dots
+  used instead.
 - ``conv_impl="phase"`` (default): the temporal attention and encoder convolutions (3->3, 3->4, 4->6 channels, for
   which XLA's CPU convolution is very slow) run as fused shifted multiply-adds on the frames' polyphase components,
   with :func:`layers.fusion_barrier` between stages; ``conv_impl="lax"`` uses ``lax.conv_general_dilated`` (for
@@ -33,8 +37,6 @@ Implementation notes (speed on CPU; the function is unchanged, checked by tests 
 """
 
 from __future__ import annotations
-
-import functools
 
 import flax.linen as nn
 import jax
@@ -126,68 +128,87 @@ def _lstm_gates(z: Array, c_prev: Array) -> tuple[Array, ...]:
   return i, f, o, g, c_new, tc, o * tc
 
 
-def _conv_lstm_scan(gx_TxBxHxWxG: Array, mask_TxB: Array, kernel_h: Array, unroll: int, save: bool):
-  b, h, w = gx_TxBxHxWxG.shape[1:4]
-  hid = kernel_h.shape[-2]
+@jax.custom_vjp
+def conv_lstm_step(gx_BxHxWxG: Array, c_prev: Array, h_prev: Array, kernel_h: Array) -> tuple[Array, Array]:
+  """One ConvLSTM step given the input half of the gates: z = gx + Conv3x3(h_prev; kernel_h),
+  [i, f, o, g] = split(z); c = sig(f) c_prev + sig(i) tanh(g); h = sig(o) tanh(c). Returns (c, h).
 
-  def step(carry, inputs):
+  Custom gradient (exact): with dc = dc_out + dh_out sig(o) (1 - tanh(c)^2), dz = [dc g i(1-i), dc c_prev f(1-f),
+  dh_out tanh(c) o(1-o), dc i (1-g^2)]; dgx = dz, dc_prev = dc f, dh_prev = a forward-style convolution of dz with
+  the flipped, in/out-transposed kernel, and dL/dkernel_h = corr(h_prev, dz) by k*k dots over all positions
+  (``layers.conv_kernel_grad``). XLA's own transpose of this convolution w.r.t. the kernel is a kernel-gradient
+  convolution that is ~100x slower on CPU for these shapes.
+  """
+  z = gx_BxHxWxG + lax_conv_same(h_prev, kernel_h)
+  c_new, h_new = _lstm_gates(z, c_prev)[4::2]
+  return c_new, h_new
+
+
+def _conv_lstm_step_fwd(gx, c_prev, h_prev, kernel_h):
+  z = gx + lax_conv_same(h_prev, kernel_h)
+  c_new, h_new = _lstm_gates(z, c_prev)[4::2]
+  return (c_new, h_new), (z, c_prev, h_prev, kernel_h)
+
+
+def _conv_lstm_step_bwd(res, cotangents):
+  z, c_prev, h_prev, kernel_h = res
+  dc_out, dh_out = cotangents
+  i, f, o, g, _, tc, _ = _lstm_gates(z, c_prev)
+  dc = dc_out + dh_out * o * (1.0 - tc * tc)
+  dz = jnp.concatenate([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dh_out * tc * o * (1.0 - o),
+                        dc * i * (1.0 - g * g)], axis=-1)
+  kernel_t = jnp.flip(kernel_h, (0, 1)).swapaxes(2, 3)
+  return dz, dc * f, lax_conv_same(dz, kernel_t), conv_kernel_grad(h_prev, dz, kernel_h.shape[0])
+
+
+conv_lstm_step.defvjp(_conv_lstm_step_fwd, _conv_lstm_step_bwd)
+
+
+class ConvLSTMCell(nn.Module):
+  """One masked time step (the body scanned by :class:`ConvLSTMRecurrence`); no parameters of its own.
+
+  ``carry`` = (c, h), each B x H x W x hidden; ``gx`` = the input half of the gates at this step (B x H x W x 4
+  hidden); ``m_B`` = which videos have a real frame at this step; ``kernel_h`` = the hidden half of the gate kernel
+  (broadcast over steps). (c, h) := where(m, new, old) (spec §4).
+  """
+
+  @nn.compact
+  def __call__(self, carry: tuple[Array, Array], gx_BxHxWxG: Array, m_B: Array,
+               kernel_h: Array) -> tuple[tuple[Array, Array], None]:
     c_prev, h_prev = carry
-    gx, m = inputs
-    z = gx + lax_conv_same(h_prev, kernel_h)
-    c_new, h_new = _lstm_gates(z, c_prev)[4::2]
-    m = m[:, None, None, None]
-    new = (jnp.where(m, c_new, c_prev), jnp.where(m, h_new, h_prev))
-    return new, ((z, c_prev, h_prev) if save else None)
-
-  zeros = jnp.zeros((b, h, w, hid), jnp.float32)
-  (_, h_last), saved = jax.lax.scan(step, (zeros, zeros), (gx_TxBxHxWxG, mask_TxB), unroll=unroll)
-  return h_last, saved
+    c_new, h_new = conv_lstm_step(gx_BxHxWxG, c_prev, h_prev, kernel_h)
+    m = m_B[:, None, None, None]
+    return (jnp.where(m, c_new, c_prev), jnp.where(m, h_new, h_prev)), None
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+class ConvLSTMRecurrence(nn.Module):
+  """The ConvLSTM recurrence over time, ``flax.linen.scan`` of :class:`ConvLSTMCell` from a zero state.
+
+  ``__call__(gx_TxBxHxWxG, mask_TxB, kernel_h)`` -> h after each video's last real step (B x H x W x hidden).
+  Time-major inputs are scanned (axis 0), ``kernel_h`` is broadcast; no parameters (the caller owns the kernel, so
+  the parameter tree is that of the official model: one 3x3x14x32 kernel and one bias).
+  """
+
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, gx_TxBxHxWxG: Array, mask_TxB: Array, kernel_h: Array) -> Array:
+    b, h, w = gx_TxBxHxWxG.shape[1:4]
+    zeros = jnp.zeros((b, h, w, kernel_h.shape[-2]), jnp.float32)
+    scan = nn.scan(ConvLSTMCell, variable_broadcast="params", split_rngs={"params": False},
+                   in_axes=(0, 0, nn.broadcast), out_axes=0, unroll=self.unroll)
+    (_, h_last), _ = scan(name="cell")((zeros, zeros), gx_TxBxHxWxG, mask_TxB, kernel_h)
+    return h_last
+
+
 def masked_conv_lstm(gx_TxBxHxWxG: Array, mask_TxB: Array, kernel_h: Array, unroll: int = 1) -> Array:
   """h after the last real step of a ConvLSTM whose input half of the gates, gx_t = Conv(x_t) + b, is given.
 
   z_t = gx_t + Conv3x3(h_{t-1}; kernel_h); [i, f, o, g] = split(z_t); c = sig(f) c_{t-1} + sig(i) tanh(g);
-  h = sig(o) tanh(c); (c, h) := where(m_t, new, old); zero initial state (spec §3.3, §4).
-
-  Custom gradient (exact): a reverse scan propagates (dh, dc) and emits dz_t; the per-step hidden-state gradient is
-  a forward-style convolution with the flipped, transposed kernel, and dL/dkernel_h = sum_t corr(h_{t-1}, dz_t) is
-  computed once over all steps by dots. XLA's own transpose of the in-loop convolution is a kernel-gradient
-  convolution per step, ~100x slower on CPU for these shapes.
+  h = sig(o) tanh(c); (c, h) := where(m_t, new, old); zero initial state (spec §3.3, §4). A functional handle on
+  :class:`ConvLSTMRecurrence` (which has no variables), for tests and benchmarks.
   """
-  return _conv_lstm_scan(gx_TxBxHxWxG, mask_TxB, kernel_h, unroll, save=False)[0]
-
-
-def _masked_conv_lstm_fwd(gx, mask, kernel_h, unroll):
-  h_last, saved = _conv_lstm_scan(gx, mask, kernel_h, unroll, save=True)
-  return h_last, (saved, mask, kernel_h)
-
-
-def _masked_conv_lstm_bwd(unroll, res, g_h_last):
-  (z_T, c_prev_T, h_prev_T), mask_TxB, kernel_h = res
-  kernel_t = jnp.flip(kernel_h, (0, 1)).swapaxes(2, 3)
-
-  def step(carry, inputs):
-    dh, dc = carry
-    z, c_prev, m = inputs
-    m = m[:, None, None, None]
-    i, f, o, g, _, tc, _ = _lstm_gates(z, c_prev)
-    dh_new = jnp.where(m, dh, 0.0)
-    dc_new = jnp.where(m, dc, 0.0) + dh_new * o * (1.0 - tc * tc)
-    dz = jnp.concatenate([dc_new * g * i * (1.0 - i), dc_new * c_prev * f * (1.0 - f),
-                          dh_new * tc * o * (1.0 - o), dc_new * i * (1.0 - g * g)], axis=-1)
-    dh_prev = jnp.where(m, 0.0, dh) + lax_conv_same(dz, kernel_t)
-    dc_prev = jnp.where(m, 0.0, dc) + dc_new * f
-    return (dh_prev, dc_prev), dz
-
-  _, dz_T = jax.lax.scan(step, (g_h_last, jnp.zeros_like(g_h_last)), (z_T, c_prev_T, mask_TxB), reverse=True,
-                         unroll=unroll)
-  dkernel_h = conv_kernel_grad(h_prev_T, dz_T, kernel_h.shape[0])
-  return dz_T, None, dkernel_h
-
-
-masked_conv_lstm.defvjp(_masked_conv_lstm_fwd, _masked_conv_lstm_bwd)
+  return ConvLSTMRecurrence(unroll).apply({}, gx_TxBxHxWxG, mask_TxB, kernel_h)
 
 
 class MaskedConvLSTM(nn.Module):
@@ -195,6 +216,9 @@ class MaskedConvLSTM(nn.Module):
 
   Gates [i, f, o, g] = split(Conv3x3([x_t ; h_{t-1}]) + b) (input channels first, then hidden). The carry (c, h)
   is replaced only where m_{b,t} is true: (c, h) := where(m, new, old) (spec §3.3, §4).
+  Parameters ``kernel`` (3, 3, C + hidden, 4 hidden) and ``bias`` (4 hidden), as the official single convolution.
+  By linearity the input channels' part of the convolution runs for all frames at once before the time loop; only
+  the hidden channels' part runs inside it (:class:`ConvLSTMRecurrence`, a ``flax.linen.scan``).
   """
 
   hidden: int = 8
@@ -210,7 +234,8 @@ class MaskedConvLSTM(nn.Module):
     bias = self.param("bias", torch_bias_init(fan_in), (4 * hid,), jnp.float32)
     # Input half of the gate convolution for every frame at once (time-major for the scan).
     gx_TxBxHxWxG = conv_same(jnp.swapaxes(x_BxTxHxWxC, 0, 1), kernel[:, :, :c]) + bias
-    return masked_conv_lstm(gx_TxBxHxWxG, jnp.swapaxes(mask_BxT, 0, 1), kernel[:, :, c:], self.unroll)
+    return ConvLSTMRecurrence(self.unroll, name="recurrence")(gx_TxBxHxWxG, jnp.swapaxes(mask_BxT, 0, 1),
+                                                             kernel[:, :, c:])
 
 
 class NonLocalBlock(nn.Module):
