@@ -443,6 +443,17 @@ def _shift(a: jax.Array, i: int, fill) -> jax.Array:
     return jnp.concatenate([pad, a[..., :i]], axis=-1)
 
 
+def _cum_extreme(a: jax.Array, op, fill, *, reverse: bool = False) -> jax.Array:
+    """Running min / max along the last axis (``op`` = jnp.minimum / jnp.maximum; from the end with ``reverse``), by
+    doubling: log2(T) element-wise passes over shifted copies. Exact (min / max are idempotent); XLA:CPU's
+    ``cummin`` / ``cummax`` (a reduce-window) is several times slower here."""
+    step = 1
+    while step < a.shape[-1]:
+        a = op(a, _shift(a, step if reverse else -step, fill))
+        step *= 2
+    return a
+
+
 def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_edge: bool, stab: int,
                  min_len: int) -> jax.Array:
     """Phase labels of a batch of padded SI series v [B, T] with real lengths [B] (spec section 5).
@@ -532,7 +543,7 @@ def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_
         fr_n = jnp.where(close, -1.0, fr_n)
         return (s_n, vs_n, best_up_n, rise_n, best_down_n, fall_n, peak_n, fr_n), record
 
-    last, (closed, c_s, c_rise, c_fall) = lax.scan(step, init, xs)
+    last, (closed, c_s, c_rise, c_fall) = lax.scan(step, init, xs, unroll=_SCAN_UNROLL)
     # candidate closed at step k -> indexed at its last frame end - 1 = k - STAB - 1
     closed, c_s, c_rise, c_fall = (_shift(jnp.swapaxes(a, 0, 1), stab + 1, fill)
                                    for a, fill in ((closed, False), (c_s, -1.0), (c_rise, -1.0), (c_fall, -1.0)))
@@ -543,9 +554,9 @@ def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_
 
     # (d)/(e) tables
     up_knee = (dd < _shift(dd, 1, 0.0)) & (tt + 1 < lengths[:, None])
-    next_up = lax.cummin(jnp.where(up_knee, tt, big), axis=1, reverse=True)
+    next_up = _cum_extreme(jnp.where(up_knee, tt, big), jnp.minimum, big, reverse=True)
     down_knee = (_shift(dd, 1, 0.0) < dd) & (tt + 1 < lengths[:, None])
-    prev_down = lax.cummax(jnp.where(down_knee, tt, -1), axis=1)
+    prev_down = _cum_extreme(jnp.where(down_knee, tt, -1), jnp.maximum, -1)
 
     def boundaries(s, end, rise, fall):
         """(apex, off, valid) of candidates with these fields (any common shape [B, ...])."""
@@ -570,7 +581,7 @@ def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_
     f_valid = f_valid & final_open[:, None]
 
     # frame t -> first closed candidate with end - 1 >= t, else the final one
-    owner = lax.cummin(jnp.where(closed, tt, big), axis=1, reverse=True)
+    owner = _cum_extreme(jnp.where(closed, tt, big), jnp.minimum, big, reverse=True)
     has = owner < big
     idx = jnp.clip(owner, 0, t_len - 1)
     take = lambda a: jnp.take_along_axis(a, idx, axis=1)
@@ -740,18 +751,15 @@ def _series_core(au_BxTxA, si_BxT, lengths_B, *, fps: float, opts: AudaOptions, 
         else:
             d2 = d2a = None
         dyn.append((d, da, d2, d2a))
-    frame = None
-    if want_frame:
-        blocks = [x]
-        for q in range(4):  # delta, delta_adj, delta2, delta2_adj; each for every window (section 7)
-            blocks += [dk[q] for dk in dyn]
-        blocks.append(jnp.where(real, si_BxT.astype(dtype), 0.0)[:, :, None])
-        frame = jnp.concatenate(blocks, axis=2)                         # [B, T, D]
-    delta = jnp.stack([dk[0] for dk in dyn], axis=3).reshape(b, t_len, -1)      # [B, T, A W]
-    delta_adj = jnp.stack([dk[1] for dk in dyn], axis=3).reshape(b, t_len, -1)
-    # Three arrays, not one concatenation: a concatenate fusion would recompute the shared window sums once for
-    # each of its operands.
-    return frame, (x, delta, delta_adj)
+    # the segment statistics read the first 1 + 2 W blocks of the frame-wise layout: x, delta_w..., delta_adj_w...
+    blocks = [x] + [dk[0] for dk in dyn] + [dk[1] for dk in dyn]
+    if not want_frame:
+        return None, jnp.concatenate(blocks, axis=2)                    # [B, T, A (1 + 2 W)]
+    for q in (2, 3):  # delta2, delta2_adj; each for every window (section 7)
+        blocks += [dk[q] for dk in dyn]
+    blocks.append(jnp.where(real, si_BxT.astype(dtype), 0.0)[:, :, None])
+    frame = jnp.concatenate(blocks, axis=2)                             # [B, T, D]
+    return frame, frame  # one output array: the series are its leading columns
 
 
 def _segment_labels(opts: AudaOptions) -> tuple[int, ...]:
@@ -785,11 +793,17 @@ def _slot_indices(xp, phases_BxT, lengths_B, labels: tuple[int, ...], n_slots: i
     return idx.astype(np.int32), counts.astype(np.int32)
 
 
-def _gather_slots(series, idx_BxLxS):
-    """The series (tuple of time-major [B, T, C_i]) at the slot frames, stacked: [B, sum C_i, L, S]."""
+def _gather_slots(series_BxTxD, idx_BxLxS, n_au: int, n_w: int):
+    """The series at the slot frames: [B, C, L, S], C = A (1 + 2 W) channels ordered x (A), delta (A x W, AU-major),
+    delta_adj (A x W). ``series_BxTxD``: time-major, the frame-wise column order (x, delta_w for each w, delta_adj_w
+    for each w, anything after is ignored)."""
     b, n_lab, n_slots = idx_BxLxS.shape
-    flat = idx_BxLxS.reshape(b, n_lab * n_slots, 1)
-    got = jnp.concatenate([jnp.take_along_axis(a, flat, axis=1) for a in series], axis=2)   # [B, L S, C]
+    got = jnp.take_along_axis(series_BxTxD, idx_BxLxS.reshape(b, n_lab * n_slots, 1), axis=1)   # [B, L S, D]
+    parts = [got[..., :n_au]]
+    for q in (1, 1 + n_w):  # window-major blocks -> AU-major, window-interlaced channels
+        blk = got[..., q * n_au:(q + n_w) * n_au].reshape(b, n_lab * n_slots, n_w, n_au)
+        parts.append(jnp.swapaxes(blk, 2, 3).reshape(b, n_lab * n_slots, n_au * n_w))
+    got = jnp.concatenate(parts, axis=2)                                # [B, L S, C]
     return jnp.swapaxes(got, 1, 2).reshape(b, got.shape[2], n_lab, n_slots)
 
 
@@ -896,17 +910,18 @@ def _features_core(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts:
         lengths = jnp.clip(jnp.asarray(lengths_B).astype(jnp.int32), 1, t_len)
         idx, counts = _slot_indices(jnp, jnp.asarray(phases_BxT).astype(jnp.int32), lengths, _segment_labels(opts),
                                     n_slots or t_len)
-        out.update(_segments_core(_gather_slots(series, idx), idx, counts, fps=fps, opts=opts, n_au=n_au,
-                                  want=seg_want))
+        out.update(_segments_core(_gather_slots(series, idx, n_au, len(opts.windows)), idx, counts, fps=fps,
+                                  opts=opts, n_au=n_au, want=seg_want))
     return out
 
 
 @functools.partial(jax.jit, static_argnames=("fps", "opts", "want_frame"))
 def _series_jit(au_BxTxA, si_BxT, lengths_B, *, fps, opts, want_frame):
-    return _series_core(au_BxTxA, si_BxT, lengths_B, fps=fps, opts=opts, want_frame=want_frame)
+    frame, series = _series_core(au_BxTxA, si_BxT, lengths_B, fps=fps, opts=opts, want_frame=want_frame)
+    return frame if want_frame else series  # with the frame-wise features, the series are its leading columns
 
 
-_gather_slots_jit = jax.jit(_gather_slots)
+_gather_slots_jit = jax.jit(_gather_slots, static_argnames=("n_au", "n_w"))
 
 
 @functools.partial(jax.jit, static_argnames=("fps", "opts", "n_au", "want"))
@@ -921,8 +936,8 @@ def _features_host(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts:
     taken from the known phases (the longest label run in the batch, bucketed), so that the segment statistics run
     over the smile frames only."""
     lengths = np.asarray(lengths_B, np.int32)
-    frame, series = _series_jit(au_BxTxA, si_BxT, lengths, fps=fps, opts=opts, want_frame="frame" in want)
-    out = {"frame": frame} if "frame" in want else {}
+    series = _series_jit(au_BxTxA, si_BxT, lengths, fps=fps, opts=opts, want_frame="frame" in want)
+    out = {"frame": series} if "frame" in want else {}
     seg_want = tuple(w for w in want if w != "frame")
     if seg_want:
         phases = np.asarray(phases_BxT, np.int32)
@@ -932,8 +947,9 @@ def _features_host(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts:
         most = max(1, max(int((ph == lab).sum(axis=1).max()) for lab in labels))
         n_slots = min(_bucket(most, slot_bucket), t_len)
         idx, counts = _slot_indices(np, phases, lengths, labels, n_slots)
-        out.update(_segments_jit(_gather_slots_jit(series, idx), idx, counts, fps=fps, opts=opts,
-                                 n_au=au_BxTxA.shape[2], want=seg_want))
+        n_au = au_BxTxA.shape[2]
+        out.update(_segments_jit(_gather_slots_jit(series, idx, n_au=n_au, n_w=len(opts.windows)), idx, counts,
+                                 fps=fps, opts=opts, n_au=n_au, want=seg_want))
     return out
 
 
@@ -977,6 +993,7 @@ def _bucket(n: int, bucket: int) -> int:
 
 
 _PHASE_CHUNK = 256  # videos per phase-detection call: the scan's per-step work stays in cache (benchmarks/README)
+_SCAN_UNROLL = 1  # lax.scan unroll of the phase detector (4: no clear gain on 2 busy cores)
 
 
 def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK, workers: int = 1):
