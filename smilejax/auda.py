@@ -807,32 +807,88 @@ def _gather_slots(series_BxTxD, idx_BxLxS, n_au: int, n_w: int):
     return jnp.swapaxes(got, 1, 2).reshape(b, got.shape[2], n_lab, n_slots)
 
 
-def _segments_core(slots_BxCxLxS, idx_BxLxS, counts_BxL, *, fps: float, opts: AudaOptions, n_au: int,
-                   want: tuple):
+def _row_indices(phases_BxT, lengths_B, labels: tuple[int, ...], row_size: int, row_bucket: int = 2):
+    """Host (NumPy) packing of each video's label frames into rows of ``row_size`` slots:
+    (frame_idx [B, R, row_size], row_count [B, R], row_label [B, R]).
+
+    A label with n frames fills ceil(n / row_size) rows, in time order (row_label = its index in ``labels``); slots
+    beyond a row's count repeat the row's first frame (so max / min / first-argmax over the slots are the row's), and
+    unused rows have count 0 and label -1. R = the most rows any video needs, rounded up to a multiple of
+    ``row_bucket``. Against one row of the longest label's size per label (:func:`_slot_indices`) this wastes at most
+    ``row_size`` - 1 slots per label and video instead of padding every label to the longest one in the chunk.
+    """
+    phases_BxT = np.asarray(phases_BxT)
+    b, t_len = phases_BxT.shape
+    tt = np.arange(t_len)
+    n_lab = len(labels)
+    ph = np.where(tt[None, :] < np.asarray(lengths_B)[:, None], phases_BxT, -1)
+    group = np.full((b, t_len), n_lab)
+    for q, lab in enumerate(labels):
+        group = np.where(ph == lab, q, group)
+    counts = np.stack([(group == q).sum(axis=1) for q in range(n_lab)], axis=1)      # [B, L]
+    rows_per = -(-counts // row_size)
+    row_off = np.cumsum(rows_per, axis=1) - rows_per
+    n_rows = max(1, int(rows_per.sum(axis=1).max()))
+    n_rows = -(-n_rows // row_bucket) * row_bucket
+    order = np.argsort(group * t_len + tt[None, :], axis=1, kind="stable")          # by label, time order inside
+    grp = np.take_along_axis(group, order, axis=1)
+    valid = grp < n_lab
+    grp_c = np.minimum(grp, n_lab - 1)
+    start = np.cumsum(counts, axis=1) - counts
+    rank = tt[None, :] - np.take_along_axis(start, grp_c, axis=1)
+    row = np.take_along_axis(row_off, grp_c, axis=1) + rank // row_size
+    idx = np.full((b, n_rows, row_size), -1, np.int64)
+    bi = np.broadcast_to(np.arange(b)[:, None], (b, t_len))
+    idx[bi[valid], row[valid], (rank % row_size)[valid]] = order[valid]
+    row_count = (idx >= 0).sum(axis=2)
+    first = idx[:, :, 0]
+    row_label = np.where(first >= 0, np.take_along_axis(group, np.maximum(first, 0), axis=1), -1)
+    first = np.maximum(first, 0)
+    idx = np.where(idx < 0, first[:, :, None], idx)
+    return idx.astype(np.int32), row_count.astype(np.int32), row_label.astype(np.int32)
+
+
+def _segments_core(slots_BxCxRxS, idx_BxRxS, counts_BxR, *, fps: float, opts: AudaOptions, n_au: int,
+                   want: tuple, row_label_BxR=None):
     """AU-wise (section 8) and cross-AU (section 9) vectors [B, S x 119], [B, S x 1088] from slot-packed series.
 
-    ``slots_BxCxLxS``: the series at the slot frames of each label (see :func:`_slot_indices`). Statistics are first
-    taken per phase label over its slots (plain reductions, no masks), then combined into the configured segments
-    (unions of labels, section 6): max/min of maxima/minima, sums of sums, and for the arg-extremes the earliest frame
-    among the labels that reach the segment's extreme. Empty segments give zeros (section 6).
+    ``slots_BxCxRxS``: the series at the slot frames of each row (see :func:`_slot_indices`: one row per label,
+    ``row_label_BxR`` None; or :func:`_row_indices`: rows of fixed size, each of one label). Statistics are first
+    taken per row over its slots (plain reductions, no masks), then per phase label over its rows, then combined into
+    the configured segments (unions of labels, section 6): max/min of maxima/minima, sums of sums, and for the
+    arg-extremes the earliest frame among the rows / labels that reach the extreme. Empty segments give zeros.
     """
-    g = slots_BxCxLxS
+    g = slots_BxCxRxS
     dtype = g.dtype
-    b, _, n_lab, n_slots = g.shape
+    b, _, n_rows, n_slots = g.shape
     nw = len(opts.windows)
     labels = _segment_labels(opts)
+    n_lab = len(labels)
     seg_labels = [[labels.index(lab) for lab in SEGMENT_LABELS[seg]] for seg in opts.segments]
     n_seg = len(seg_labels)
+    big = jnp.iinfo(jnp.int32).max
+    if row_label_BxR is None:  # one row per label
+        row_of = None
+        counts_BxL = counts_BxR
+    else:
+        row_of = [(row_label_BxR == q) & (counts_BxR > 0) for q in range(n_lab)]    # [B, R] each
+        counts_BxL = jnp.stack([jnp.sum(jnp.where(m, counts_BxR, 0), axis=1) for m in row_of], axis=1)
+
+    def to_labels(stat_R, reduce, empty):  # per-row statistic [B, ..., R] -> per label [B, ..., L]
+        if row_of is None:
+            return stat_R
+        shape = (b,) + (1,) * (stat_R.ndim - 2) + (n_rows,)
+        return jnp.stack([reduce(jnp.where(m.reshape(shape), stat_R, empty), axis=-1) for m in row_of], axis=-1)
+
     present = counts_BxL > 0                                            # [B, L]
     seg_count = jnp.stack([sum(counts_BxL[:, k] for k in ks) for ks in seg_labels], axis=1)   # [B, S]
     nonempty = seg_count > 0
     inv_count = 1.0 / jnp.maximum(seg_count, 1).astype(dtype)
-    gx = g[:, :n_au]                                                    # [B, A, L, slots]
-    gd = g[:, n_au:n_au + n_au * nw].reshape(b, n_au, nw, n_lab, n_slots)
-    ga = g[:, n_au + n_au * nw:].reshape(b, n_au, nw, n_lab, n_slots)
-    # 1 for the first ``count`` slots of each label (each frame once in the sums), 0 for the repeats
-    weight = (jnp.arange(n_slots) < counts_BxL[..., None]).astype(dtype)   # [B, L, slots]
-    big = jnp.iinfo(jnp.int32).max
+    gx = g[:, :n_au]                                                    # [B, A, R, slots]
+    gd = g[:, n_au:n_au + n_au * nw].reshape(b, n_au, nw, n_rows, n_slots)
+    ga = g[:, n_au + n_au * nw:].reshape(b, n_au, nw, n_rows, n_slots)
+    # 1 for the first ``count`` slots of each row (each frame once in the sums), 0 for the repeats
+    weight = (jnp.arange(n_slots) < counts_BxR[..., None]).astype(dtype)   # [B, R, slots]
 
     def per_segment(stat_Lx, op, empty):  # stat [B, ..., L] -> [B, S, ...] (absent labels replaced by ``empty``)
         pres = present.reshape((b,) + (1,) * (stat_Lx.ndim - 2) + (n_lab,))
@@ -847,11 +903,11 @@ def _segments_core(slots_BxCxLxS, idx_BxLxS, counts_BxL, *, fps: float, opts: Au
 
     out = {}
     if "au_wise" in want:
-        x_max = per_segment(jnp.max(gx, axis=-1), jnp.maximum, -jnp.inf)      # [B, S, A]
-        x_min = per_segment(jnp.min(gx, axis=-1), jnp.minimum, jnp.inf)
-        x_sum = per_segment(jnp.sum(gx * weight[:, None], axis=-1), jnp.add, 0.0)
-        d_max = per_segment(jnp.max(gd, axis=-1), jnp.maximum, -jnp.inf)      # [B, S, A, W]
-        d_sum = per_segment(jnp.sum(gd * weight[:, None, None], axis=-1), jnp.add, 0.0)
+        x_max = per_segment(to_labels(jnp.max(gx, axis=-1), jnp.max, -jnp.inf), jnp.maximum, -jnp.inf)  # [B, S, A]
+        x_min = per_segment(to_labels(jnp.min(gx, axis=-1), jnp.min, jnp.inf), jnp.minimum, jnp.inf)
+        x_sum = per_segment(to_labels(jnp.sum(gx * weight[:, None], axis=-1), jnp.sum, 0.0), jnp.add, 0.0)
+        d_max = per_segment(to_labels(jnp.max(gd, axis=-1), jnp.max, -jnp.inf), jnp.maximum, -jnp.inf)  # [B,S,A,W]
+        d_sum = per_segment(to_labels(jnp.sum(gd * weight[:, None, None], axis=-1), jnp.sum, 0.0), jnp.add, 0.0)
         x_min = jnp.where(nonempty[..., None], x_min, 0.0)
         seg = jnp.concatenate([x_max - x_min, x_sum * inv_count[..., None], x_max,
                                (d_sum * inv_count[..., None, None]).reshape(b, n_seg, -1),
@@ -859,24 +915,31 @@ def _segments_core(slots_BxCxLxS, idx_BxLxS, counts_BxL, *, fps: float, opts: Au
         out["au_wise"] = jnp.where(nonempty[..., None], seg, 0.0).astype(dtype).reshape(b, -1)
     if "cross_au" in want:
         _, order, flipped = _circulant_pairs(n_au)
-        diff = _pair_differences(gd)                                    # [B, P, W, L, slots] (circulant rows)
+        diff = _pair_differences(gd)                                    # [B, P, W, R, slots] (circulant rows)
         if opts.cross_au_abs:
             diff = jnp.abs(diff)
         inf = np.array(np.inf, dtype)
         # min and max in one pass over the pair differences (a variadic reduce)
         c_min, c_max = lax.reduce((diff, diff), (inf, -inf),
                                   lambda u, v: (jnp.minimum(u[0], v[0]), jnp.maximum(u[1], v[1])), (4,))
-        c_min = per_segment(c_min, jnp.minimum, jnp.inf)[:, :, order]   # [B, S, P, W], spec pair order
-        c_max = per_segment(c_max, jnp.maximum, -jnp.inf)[:, :, order]
+        c_min = per_segment(to_labels(c_min, jnp.min, jnp.inf), jnp.minimum, jnp.inf)[:, :, order]  # [B,S,P,W]
+        c_max = per_segment(to_labels(c_max, jnp.max, -jnp.inf), jnp.maximum, -jnp.inf)[:, :, order]
         if not opts.cross_au_abs:  # a flipped row holds Delta_j - Delta_i: min and max swap and change sign
             fl = flipped[None, None, :, None]
             c_min, c_max = jnp.where(fl, -c_max, c_min), jnp.where(fl, -c_min, c_max)
 
-        def arg_extreme(values):  # first frame of each segment's maximum of values [B, A, W, L, slots]
-            best_l = jnp.max(values, axis=-1)                            # [B, A, W, L]
-            slot = jnp.argmax(values, axis=-1)                           # first slot = the label's earliest frame
-            frame_l = jnp.take_along_axis(jnp.broadcast_to(idx_BxLxS[:, None, None], values.shape),
+        def arg_extreme(values):  # first frame of each segment's maximum of values [B, A, W, R, slots]
+            best_r = jnp.max(values, axis=-1)                            # [B, A, W, R]
+            slot = jnp.argmax(values, axis=-1)                           # first slot = the row's earliest frame
+            frame_r = jnp.take_along_axis(jnp.broadcast_to(idx_BxRxS[:, None, None], values.shape),
                                           slot[..., None], axis=-1)[..., 0]
+            if row_of is None:
+                best_l, frame_l = best_r, frame_r
+            else:  # rows of a label: the earliest frame among the rows that reach the label's maximum
+                best_l = to_labels(best_r, jnp.max, -jnp.inf)            # [B, A, W, L]
+                frame_l = jnp.stack([jnp.min(jnp.where(m[:, None, None] & (best_r == best_l[..., q:q + 1]),
+                                                       frame_r, big), axis=-1)
+                                     for q, m in enumerate(row_of)], axis=-1)
             best = per_segment(best_l, jnp.maximum, -jnp.inf)            # [B, S, A, W]
             frames = []
             for s_i, ks in enumerate(seg_labels):
@@ -925,31 +988,28 @@ _gather_slots_jit = jax.jit(_gather_slots, static_argnames=("n_au", "n_w"))
 
 
 @functools.partial(jax.jit, static_argnames=("fps", "opts", "n_au", "want"))
-def _segments_jit(slots_BxCxLxS, idx_BxLxS, counts_BxL, *, fps, opts, n_au, want):
-    return _segments_core(slots_BxCxLxS, idx_BxLxS, counts_BxL, fps=fps, opts=opts, n_au=n_au, want=want)
+def _segments_jit(slots_BxCxRxS, idx_BxRxS, counts_BxR, row_label_BxR, *, fps, opts, n_au, want):
+    return _segments_core(slots_BxCxRxS, idx_BxRxS, counts_BxR, fps=fps, opts=opts, n_au=n_au, want=want,
+                          row_label_BxR=row_label_BxR)
 
 
 def _features_host(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts: AudaOptions, want: tuple,
-                   slot_bucket: int = 64):
+                   row_size: int = 32):
     """The batched path used by extract / extract_batch: the same arithmetic as :func:`compute_features`, in three
-    compiled pieces (dynamics: shape [B, T]; slot gather; segment statistics: shape [B, L, S]), with the slot count S
-    taken from the known phases (the longest label run in the batch, bucketed), so that the segment statistics run
-    over the smile frames only."""
+    compiled pieces (dynamics: shape [B, T]; slot gather; segment statistics: shape [B, R, row_size]), with the
+    label frames packed into rows of ``row_size`` slots from the known phases (:func:`_row_indices`), so that the
+    segment statistics run over the smile frames only, with little padding."""
     lengths = np.asarray(lengths_B, np.int32)
     series = _series_jit(au_BxTxA, si_BxT, lengths, fps=fps, opts=opts, want_frame="frame" in want)
     out = {"frame": series} if "frame" in want else {}
     seg_want = tuple(w for w in want if w != "frame")
     if seg_want:
         phases = np.asarray(phases_BxT, np.int32)
-        t_len = phases.shape[1]
         labels = _segment_labels(opts)
-        ph = np.where(np.arange(t_len)[None, :] < lengths[:, None], phases, -1)
-        most = max(1, max(int((ph == lab).sum(axis=1).max()) for lab in labels))
-        n_slots = min(_bucket(most, slot_bucket), t_len)
-        idx, counts = _slot_indices(np, phases, lengths, labels, n_slots)
+        idx, counts, row_label = _row_indices(phases, lengths, labels, row_size)
         n_au = au_BxTxA.shape[2]
         out.update(_segments_jit(_gather_slots_jit(series, idx, n_au=n_au, n_w=len(opts.windows)), idx, counts,
-                                 fps=fps, opts=opts, n_au=n_au, want=seg_want))
+                                 row_label, fps=fps, opts=opts, n_au=n_au, want=seg_want))
     return out
 
 
