@@ -4,6 +4,8 @@ Run manually (not a test):
 
     .venv/bin/python benchmarks/bench_auda.py                    # 1240 videos, 5 repeats, NumPy reference on 8
     .venv/bin/python benchmarks/bench_auda.py --n_videos=200 --repeats=3 --ref_subset=4
+    git show <commit>:smilejax/auda.py > /tmp/auda_old.py   # A/B against an older version, same process
+    .venv/bin/python benchmarks/bench_auda.py --baseline=/tmp/auda_old.py --ref_subset=0
 
 The videos are generated here (random walks + a smile-shaped bump, 50 fps, 4-10 s), so the benchmark does not
 depend on the corpus generator. smilejax.auda.extract_batch is timed end to end (host arrays in, host arrays out:
@@ -40,6 +42,9 @@ flags.DEFINE_bool("xla_single_thread", False,
 flags.DEFINE_float("fps", 50.0, "frame rate")
 flags.DEFINE_integer("seed", 0, "random seed")
 flags.DEFINE_bool("check", True, "compare the JAX features with the NumPy reference on the subset")
+flags.DEFINE_string("baseline", None,
+                    "path of another auda.py (e.g. from `git show <commit>:smilejax/auda.py > /tmp/auda_old.py`): "
+                    "timed in the same process, runs interleaved with the current module (an A/B on a busy machine)")
 
 
 def make_videos(n: int, fps: float, seed: int):
@@ -107,29 +112,48 @@ def main(argv):
           f"chunk_size={FLAGS.chunk_size}, bucket={FLAGS.bucket}, workers={FLAGS.workers}, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
 
-    def run():
-        out = auda.extract_batch(au, si, lengths, fps=fps, chunk_size=FLAGS.chunk_size, bucket=FLAGS.bucket,
-                                 workers=FLAGS.workers)
-        return out
+    modules = {"smilejax.auda": auda}
+    if FLAGS.baseline:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("auda_baseline", FLAGS.baseline)
+        base = importlib.util.module_from_spec(spec)
+        sys.modules["auda_baseline"] = base
+        spec.loader.exec_module(base)
+        modules = {f"baseline {FLAGS.baseline}": base, "smilejax.auda": auda}
 
-    t0 = time.perf_counter()
-    out = run()
-    first = time.perf_counter() - t0
-    walls, cpus = [], []
+    def run(module):
+        return module.extract_batch(au, si, lengths, fps=fps, chunk_size=FLAGS.chunk_size, bucket=FLAGS.bucket,
+                                    workers=FLAGS.workers)
+
+    first, walls, cpus, outs = {}, {}, {}, {}
+    for name, module in modules.items():
+        t0 = time.perf_counter()
+        outs[name] = run(module)
+        first[name] = time.perf_counter() - t0
     for _ in range(FLAGS.repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        out = run()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    best, med = min(walls), statistics.median(walls)
-    print(f"smilejax.auda.extract_batch (JAX, float32 features + float64 phases):")
-    print(f"  first call incl. compilation: {first:.2f} s")
-    print(f"  wall over {FLAGS.repeats} runs: best {best * 1e3:.1f} ms = {best / n * 1e3:.3f} ms/video "
-          f"({n / best:.0f} videos/s); median {med * 1e3:.1f} ms = {med / n * 1e3:.3f} ms/video "
-          f"({n / med:.0f} videos/s)")
-    print(f"  process CPU time (all threads): best {min(cpus) / n * 1e3:.3f} ms/video, "
-          f"median {statistics.median(cpus) / n * 1e3:.3f} ms/video")
-    print(f"  videos without a detected smile: {int(out.no_smile_detected_B.sum())} of {n}")
+        for name, module in modules.items():  # interleaved: both see the same machine load
+            c0, t0 = time.process_time(), time.perf_counter()
+            run(module)
+            walls.setdefault(name, []).append(time.perf_counter() - t0)
+            cpus.setdefault(name, []).append(time.process_time() - c0)
+    for name in modules:
+        best, med = min(walls[name]), statistics.median(walls[name])
+        print(f"{name}.extract_batch (JAX, float32 features + float64 phases):")
+        print(f"  first call incl. compilation: {first[name]:.2f} s")
+        print(f"  wall over {FLAGS.repeats} runs: best {best * 1e3:.1f} ms = {best / n * 1e3:.3f} ms/video "
+              f"({n / best:.0f} videos/s); median {med * 1e3:.1f} ms = {med / n * 1e3:.3f} ms/video "
+              f"({n / med:.0f} videos/s)")
+        print(f"  process CPU time (all threads): best {min(cpus[name]) / n * 1e3:.3f} ms/video, "
+              f"median {statistics.median(cpus[name]) / n * 1e3:.3f} ms/video")
+        print(f"  videos without a detected smile: {int(outs[name].no_smile_detected_B.sum())} of {n}")
+    if FLAGS.baseline:
+        a, b = outs[list(modules)[0]], outs["smilejax.auda"]
+        print(f"  baseline vs current: phases equal {np.array_equal(a.phases_BxT, b.phases_BxT)}; largest absolute "
+              f"difference frame {np.abs(a.frame_BxTxD - b.frame_BxTxD).max():.1e}, "
+              f"au_wise {np.abs(a.au_wise_BxD - b.au_wise_BxD).max():.1e}, "
+              f"cross_au {np.abs(a.cross_au_BxD - b.cross_au_BxD).max():.1e}")
+    out = outs["smilejax.auda"]
+    best = min(walls["smilejax.auda"])
 
     k = min(FLAGS.ref_subset, n)
     if k:

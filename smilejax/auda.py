@@ -807,7 +807,7 @@ def _gather_slots(series_BxTxD, idx_BxLxS, n_au: int, n_w: int):
     return jnp.swapaxes(got, 1, 2).reshape(b, got.shape[2], n_lab, n_slots)
 
 
-def _row_indices(phases_BxT, lengths_B, labels: tuple[int, ...], row_size: int, row_bucket: int = 2):
+def _row_indices(phases_BxT, lengths_B, labels: tuple[int, ...], row_size: int, row_bucket: int = 4):
     """Host (NumPy) packing of each video's label frames into rows of ``row_size`` slots:
     (frame_idx [B, R, row_size], row_count [B, R], row_label [B, R]).
 

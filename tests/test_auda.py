@@ -579,3 +579,28 @@ def test_non_default_options_match_numpy_reference():
     for got, want in ((f.frame_TxD, r["frame"]), (f.au_wise_D, r["au_wise"]), (f.cross_au_D, r["cross_au"])):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-9, atol=1e-12)
     assert np.asarray(f.frame_TxD)[:20, 0].max() == 5.0
+
+
+def test_row_packing_of_label_frames():
+    """The batched path packs each label's frames into rows of ``row_size`` slots (auda._row_indices): every real
+    frame of a segment label exactly once, in time order, a row's spare slots repeating its first frame."""
+    phases = np.zeros((2, 150), np.int32)
+    phases[0, 10:80] = 1    # 70 onset frames -> 3 rows of 32
+    phases[0, 80:85] = 2    # 5 apex frames -> 1 row
+    phases[0, 85:118] = 3   # 33 offset frames -> 2 rows
+    phases[0, 140:150] = 2  # beyond the real length: ignored
+    phases[1, 20:30] = 3    # one label only
+    lengths = np.array([130, 150])
+    idx, count, label = auda._row_indices(phases, lengths, (1, 2, 3), 32)
+    assert idx.shape == (2, 8, 32) and count.shape == label.shape == (2, 8)   # 6 rows, rounded up to a multiple of 4
+    np.testing.assert_array_equal(count[0], [32, 32, 6, 5, 32, 1, 0, 0])
+    np.testing.assert_array_equal(label[0], [0, 0, 0, 1, 2, 2, -1, -1])
+    np.testing.assert_array_equal(count[1], [10, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(label[1], [2, -1, -1, -1, -1, -1, -1, -1])
+    for b in range(2):
+        for q, lab in enumerate((1, 2, 3)):
+            rows = np.flatnonzero(label[b] == q)
+            got = np.concatenate([idx[b, r, :count[b, r]] for r in rows]) if len(rows) else np.zeros(0, int)
+            np.testing.assert_array_equal(got, np.flatnonzero(phases[b, :lengths[b]] == lab))
+            for r in rows:
+                assert np.all(idx[b, r, count[b, r]:] == idx[b, r, 0])
