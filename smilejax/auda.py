@@ -34,8 +34,9 @@ never changed, so the rest of the program keeps its own precision. The features 
 detector computes in the dtype of its input: use the concrete entry points, or enable x64, for exact phases.
 
 Speed (benchmarks/README.md): the batched path sorts videos by length, pads each chunk's time axis to a multiple of
-``bucket`` frames, and computes segment statistics over the smile frames only (each phase label's frames packed into
-"slots", so that they are plain reductions instead of masked ones over the whole sequence).
+``bucket`` frames, regresses the time-major series (so the frame-wise features need no transpose), and computes
+segment statistics over the smile frames only (each phase label's frames packed into rows of 32 "slots", so that
+they are plain reductions instead of masked ones over the whole sequence, with little padding).
 """
 
 from __future__ import annotations
