@@ -23,10 +23,11 @@ VEC_CFG = {"name": "auwise", "epochs": 3, "standardize": True, "branch_features"
 SEQ_CFG = {"name": "framewise", "epochs": 2, "standardize": True, "hidden": 8, "branch_features": 8}
 TRAIN_CFG = {"batch_size": 16, "eval_batch_size": 16, "bucket": 16, "selection": "val"}
 
-# Loss of the first training step of `_golden_setup()` (VectorNet, seed 0). Recorded with jax 0.10.2 on CPU.
-# It changes legitimately only if the initialisation, the objective, the batch order or the data recipe change;
-# update it then (and say why in the commit).
-GOLDEN_FIRST_LOSS = 0.84976047
+# Loss of the first training step of `_golden_setup()` (VectorNet, seed 0). Recorded with jax 0.10.2 on CPU, with
+# jax_threefry_partitionable = False (set by `import smilejax`; it was 0.84976047 with JAX's default random bits).
+# It changes legitimately only if the initialisation, the random-bit generator, the objective, the batch order or the
+# data recipe change; update it then (and say why in the commit).
+GOLDEN_FIRST_LOSS = 0.76144928
 
 
 def _vector_data(n: int, *, d: int = 12, seed: int, shift: float = 1.0) -> train.Examples:
@@ -138,10 +139,10 @@ def test_selection_prefers_accuracy_then_loss_then_earlier_epoch():
 def test_learns_separable_problem(tmp_path):
   data = {"train": _vector_data(64, seed=11, shift=3.0), "val": _vector_data(16, seed=12, shift=3.0),
           "test": _vector_data(64, seed=13, shift=3.0)}
-  # lr 0.01 and no dropout: "a few steps" (4 epochs of 4 batches); the loop, not the paper's settings, is tested.
-  r = train.fit("auwise", dict(VEC_CFG, epochs=4, dropout=0.0), dict(TRAIN_CFG, learning_rate=0.01), data,
+  # lr 0.01 and no dropout: "a few steps" (8 epochs of 4 batches); the loop, not the paper's settings, is tested.
+  r = train.fit("auwise", dict(VEC_CFG, epochs=8, dropout=0.0), dict(TRAIN_CFG, learning_rate=0.01), data,
                 tmp_path / "m")
-  assert r.test_acc >= 0.95, f"test accuracy {r.test_acc} on a separable problem after 16 steps"
+  assert r.test_acc >= 0.95, f"test accuracy {r.test_acc} on a separable problem after 32 steps"
   assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
 
 
