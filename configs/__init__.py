@@ -33,11 +33,14 @@ def paper_config() -> ml_collections.ConfigDict:
   c.name = "paper"
   c.seed = 0
   c.folds = tuple(range(1, 11))
+  # Table 1's rows, in order (smilejax.experiment.METHODS); a dataset without videos runs the AUDA ones only.
+  c.methods = ("realsmilenet", "framewise", "auwise", "crossau", "fusion_auda", "fusion_all")
 
   c.data = ml_collections.ConfigDict()
   c.data.root = ""                 # UvA-NEMO-layout folder; "" = synthetic corpus
   c.data.dataset = ""              # name in reports; "" = "synthetic" / "uvanemo"
   c.data.require_root = False      # True: an empty root is an error (configs/uvanemo.py)
+  c.data.with_video = True         # False: AU + SI only, no videos (configs/auda_package.py)
   c.data.synthetic_size = "default"
   c.data.synthetic_seed = 0
   c.data.synthetic_subjects = 0    # > 0: override the size's subject count (synthetic.md §5: 110 for "default")

@@ -91,10 +91,33 @@ def enable_compile_cache(path: str) -> None:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
+def run_methods(config: Any) -> tuple[str, ...]:
+  """The methods a run trains, in ``METHODS`` order: ``config.methods`` (default all six).
+
+  A dataset without videos (``data.with_video = False``, e.g. the AUDA replication data) has only the AUDA methods
+  and their fusion. Raises InputError for an unknown method, a fusion without its members, or a video method
+  without videos.
+  """
+  wanted = tuple(str(m) for m in (config.get("methods", None) or METHODS))
+  unknown = [m for m in wanted if m not in METHODS]
+  if unknown:
+    raise InputError(f"config methods: unknown {unknown} (known: {', '.join(METHODS)})")
+  methods = tuple(m for m in METHODS if m in wanted)
+  for m in methods:
+    if m in FUSION_METHODS:
+      missing = [k for k in config.models[m].members if k not in methods]
+      if missing:
+        raise InputError(f"config methods: {m} needs its members {missing} in the run")
+  if not bool(config.data.get("with_video", True)) and "realsmilenet" in methods:
+    raise InputError("config methods: realsmilenet needs videos, but data.with_video is False (configs/auda_package.py "
+                     "runs the AUDA methods only)")
+  return methods
+
+
 def format_fold_result(result: Mapping[str, Any]) -> str:
   """A few lines for the terminal: accuracy and ms per video of each method on one fold."""
   lines = [f"fold {result['fold']} ({result['n_test']} test videos, {result['wall_s']:.0f} s):"]
-  for m in METHODS:
+  for m in (m for m in METHODS if m in result["accuracy"]):
     ms = result["ms_per_video"].get(m)
     lines.append(f"  {METHOD_NAMES[m]:<26} {100 * result['accuracy'][m]:5.1f} %"
                  + (f"  {ms:8.1f} ms/video" if ms is not None else ""))
@@ -156,11 +179,14 @@ def prepare(config: Any) -> Prepared:
   cache_dir = Path(str(d.cache_dir)).expanduser() if str(d.get("cache_dir", "")).strip() else None
   stride = int(d.frame_stride) if int(d.get("frame_stride", 0) or 0) > 0 else None
   t0 = time.time()
-  corpus = data_lib.load_corpus(root, cache_dir=cache_dir, frame_size=int(d.frame_size), frame_stride=stride)
+  with_video = bool(d.get("with_video", True))  # False: AU + SI only (no RealSmileNet), e.g. the AUDA package
+  corpus = data_lib.load_corpus(root, cache_dir=cache_dir, frame_size=int(d.frame_size), frame_stride=stride,
+                                with_frames=with_video)
   logging.info("corpus %s: %d videos, %d folds (%.1f s)", root, len(corpus), len(corpus.folds), time.time() - t0)
   frames, indices = {}, {}
   for vid, v in corpus.videos.items():
-    frames[vid] = v.frames_TxHxWxC
+    if with_video:
+      frames[vid] = v.frames_TxHxWxC
     indices[vid] = frame_indices_of(v, stride)
   feats = auda_features(corpus, config, cache_dir=cache_dir if cache_dir is not None else root / ".cache")
   framewise = {vid: feats["frame"][vid][indices[vid]] for vid in corpus.videos}
@@ -345,7 +371,7 @@ def _median_ms(fn, items: Sequence[Any], *, warmup: bool = True) -> float:
 
 
 def time_methods(config: Any, prepared: Prepared, results: Mapping[str, train.FitResult],
-                 test_ids: Sequence[str]) -> dict[str, float]:
+                 test_ids: Sequence[str], methods: Sequence[str] = METHODS) -> dict[str, float]:
   """Milliseconds per video for each method (whole-video inference, batch 1, median over the test videos).
 
   Inputs are what the readers deliver: the decoded 48x48 frames (uint8) for RealSmileNet and the AU + SI series at
@@ -357,7 +383,7 @@ def time_methods(config: Any, prepared: Prepared, results: Mapping[str, train.Fi
   from smilejax import data as data_lib
   tcfg = config.timing
   if not bool(tcfg.enabled):
-    return {m: math.nan for m in METHODS}
+    return {m: math.nan for m in methods}
   ids = list(test_ids)
   if int(tcfg.max_videos) > 0:
     ids = ids[:int(tcfg.max_videos)]
@@ -400,7 +426,7 @@ def time_methods(config: Any, prepared: Prepared, results: Mapping[str, train.Fi
     return fn
 
   out = {}
-  for method in METHODS:
+  for method in methods:
     fn = base_fn(method) if method in BASE_METHODS else fusion_fn(method)
     out[method] = _median_ms(fn, ids, warmup=bool(tcfg.warmup))
   return out
@@ -446,6 +472,7 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
   t0 = time.time()
   fold = int(fold)
   check_inputs(config, [fold])
+  methods = run_methods(config)
   prepared = prepare(config)
   if fold not in prepared.corpus.folds:
     raise InputError(f"{prepared.corpus.root}: no fold {fold} (folds {sorted(prepared.corpus.folds)})")
@@ -456,29 +483,29 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
   logging.info("fold %d: %d train, %d val, %d test videos", fold, len(split.train_ids), len(split.val_ids),
                len(split.test_ids))
   results: dict[str, train.FitResult] = {}
-  for i, method in enumerate(METHODS):
-    logging.info("fold %d: method %d/%d %s", fold, i + 1, len(METHODS), METHOD_NAMES[method])
+  for i, method in enumerate(methods):
+    logging.info("fold %d: method %d/%d %s", fold, i + 1, len(methods), METHOD_NAMES[method])
     t_fit = time.time()
     results[method] = fit_method(config, prepared, fold, method, split, workdir, members=results)
     logging.info("fold %d: %s finished in %.1f s", fold, method, time.time() - t_fit)
   t_timing = time.time()
-  ms = time_methods(config, prepared, results, split.test_ids)
+  ms = time_methods(config, prepared, results, split.test_ids, methods)
   logging.info("fold %d: per-video timing took %.1f s: %s", fold, time.time() - t_timing,
                ", ".join(f"{m} {v:.1f} ms" for m, v in ms.items()))
 
   test_ids = list(split.test_ids)
-  for m in METHODS:
+  for m in methods:
     if tuple(results[m].test_ids) != tuple(test_ids):
       raise RuntimeError(f"{m}: test ids out of order")
   _write_predictions(fdir / "predictions.csv", prepared, fold, test_ids, results)
   n_no_smile = int(sum(prepared.no_smile[v] for v in test_ids))
   result = {
       "fold": fold,
-      "accuracy": {m: float(results[m].test_acc) for m in METHODS},
-      "ms_per_video": {m: (None if math.isnan(ms[m]) else round(float(ms[m]), 3)) for m in METHODS},
+      "accuracy": {m: float(results[m].test_acc) for m in methods},
+      "ms_per_video": {m: (None if math.isnan(ms[m]) else round(float(ms[m]), 3)) for m in methods},
       "n_test": len(split.test_ids), "n_train": len(split.train_ids), "n_val": len(split.val_ids),
       "no_smile_detected": n_no_smile,
-      "selected_epoch": {m: int(results[m].selected_epoch) for m in METHODS},
+      "selected_epoch": {m: int(results[m].selected_epoch) for m in methods},
       "backend": backend_name(), "dataset": prepared.dataset, "seed": int(config.seed),
       "wall_s": round(time.time() - t0, 1),
   }
@@ -491,11 +518,12 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
 
 def _write_predictions(path: Path, prepared: Prepared, fold: int, test_ids: Sequence[str],
                        results: Mapping[str, train.FitResult]) -> None:
-  lines = [",".join(["id", "subject", "label", "fold", *METHODS])]
+  methods = tuple(m for m in METHODS if m in results)
+  lines = [",".join(["id", "subject", "label", "fold", *methods])]
   for i, vid in enumerate(test_ids):
     v = prepared.corpus.videos[vid]
     lines.append(",".join([vid, v.subject, str(int(v.label)), str(fold),
-                           *(f"{float(results[m].test_prob[i]):.6f}" for m in METHODS)]))
+                           *(f"{float(results[m].test_prob[i]):.6f}" for m in methods)]))
   train._atomic_write(path, lambda f: f.write("\n".join(lines) + "\n"))
 
 
@@ -508,6 +536,7 @@ def validate_config(config: Any) -> None:
   for m in METHODS:
     if m not in config.models:
       raise InputError(f"config has no models.{m}")
+  run_methods(config)
   _auda_options(config)  # unknown or bad AUDA options raise here
 
 

@@ -209,6 +209,8 @@ def load_results(workdir: str | os.PathLike, *, folds: Sequence[int] | None = No
     methods, names = method_keys_and_names()
     config_path = workdir / "config.json"
     config = _read_json(config_path) if config_path.is_file() else {}
+    if config.get("methods"):  # a run of some methods only (e.g. the AUDA replication data: no videos)
+        methods = tuple(m for m in methods if m in set(config["methods"]))
 
     present = []
     for p in workdir.iterdir():

@@ -126,3 +126,41 @@ def test_writer_refuses_bad_shapes(tmp_path):
         pkg.write_auda_package(tmp_path, {VID: pkg.AudaPackageVideo(id=VID, au_wise={"onset": np.zeros(5)})})
     with pytest.raises(ValueError):
         pkg.write_auda_package(tmp_path, {VID: pkg.AudaPackageVideo(id=VID, au_TxA=np.zeros((3, 16)))})
+
+
+def test_package_to_corpus_writes_readable_corpus_and_refuses_bad_input(tmp_path):
+    from smilejax import data as data_lib
+    from smilejax.io import nemo, openface
+
+    ids = ["001_deliberate_smile_2", "002_spontaneous_smile_1", "003_deliberate_smile_1", "004_spontaneous_smile_3"]
+    videos = {v: _video(v, t=40 + i, seed=i) for i, v in enumerate(ids)}
+    pkg.write_auda_package(tmp_path / "pkg", videos)
+    folds = {1: ids[:2], 2: ids[2:]}
+    out = pkg.package_to_corpus(tmp_path / "pkg", tmp_path / "corpus", folds=folds)
+    assert nemo.read_fold_lists(out / "folds") == {1: sorted(ids[:2]), 2: sorted(ids[2:])}
+    series = openface.read_openface_csv(out / "openface" / f"{ids[1]}.csv")
+    np.testing.assert_allclose(series.au_TxA, videos[ids[1]].au_TxA, atol=5e-7)  # unclipped, 6 decimals
+    assert series.fps == pytest.approx(50.0)
+    corpus = data_lib.load_corpus(out, with_frames=False, use_cache=False, progress=False)
+    assert sorted(corpus.videos) == sorted(ids)
+    np.testing.assert_allclose(corpus.videos[ids[3]].si_T, videos[ids[3]].si_T, atol=5e-7)
+
+    with pytest.raises(InputError, match="corpus: exists"):
+        pkg.package_to_corpus(tmp_path / "pkg", tmp_path / "corpus", folds=folds)
+    with pytest.raises(InputError, match="fold\\(s\\) \\[3\\] have no video"):
+        pkg.package_to_corpus(tmp_path / "pkg", tmp_path / "c2", folds={**folds, 3: []})
+    (tmp_path / "pkg" / "smile_intensities" / f"{ids[0]}_smile_intensities.txt").unlink()
+    with pytest.raises(InputError, match=f"no smile-intensity file for 1 id\\(s\\): {ids[0]}"):
+        pkg.package_to_corpus(tmp_path / "pkg", tmp_path / "c3", folds=folds)
+    assert not (tmp_path / "c2").exists() and not (tmp_path / "c3").exists()
+
+
+def test_bin_import_auda_package_reports_a_missing_package_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    script = Path(__file__).resolve().parents[1] / "bin" / "import_auda_package"
+    proc = subprocess.run([sys.executable, str(script), f"--package={tmp_path / 'nope'}", f"--out={tmp_path / 'c'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nope'}: AUDA package folder not found"
+    assert not (tmp_path / "c").exists()

@@ -230,3 +230,30 @@ def test_bad_input_stops_before_any_fold_or_loading(config, tmp_path, monkeypatc
   with pytest.raises(InputError, match="nowhere: corpus folder does not exist"):
     experiment.run_all_folds(missing, tmp_path / "wd")
   assert not (tmp_path / "wd").exists()
+
+
+def test_auda_package_corpus_runs_the_auda_methods_only(config, fold1, tmp_path):
+  """The replication-data path: our package writer -> bin/import_auda_package's converter -> a fold of the
+  AUDA methods (no videos). Its AU-wise accuracy equals the video corpus's (same series, same seeds)."""
+  from smilejax.io import auda_package, nemo
+  pkg = tmp_path / "pkg"
+  experiment.extract_features(config, tmp_path / "feats.npz", package_dir=str(pkg))
+  root = experiment.prepare(config).corpus.root
+  corpus_dir = auda_package.package_to_corpus(pkg, tmp_path / "corpus", folds=nemo.read_fold_lists(root / "folds"))
+  c = _load_config("auda_package")
+  c.data.root = str(corpus_dir)
+  c.folds = (1, 2)
+  c.timing.max_videos = 2
+  for name in ("framewise", "auwise", "crossau", "fusion_auda"):
+    c.models[name] = config.models[name]
+  c.train = config.train
+  result = experiment.run_fold(c, tmp_path / "wd", 1)
+  assert set(result["accuracy"]) == {"framewise", "auwise", "crossau", "fusion_auda"}
+  header = (tmp_path / "wd" / "fold_01" / "predictions.csv").read_text().splitlines()[0]
+  assert header == "id,subject,label,fold,framewise,auwise,crossau,fusion_auda"
+  video_result = fold1[1]
+  assert result["n_test"] == video_result["n_test"]
+  assert result["accuracy"]["auwise"] == pytest.approx(video_result["accuracy"]["auwise"])
+  with pytest.raises(InputError, match="realsmilenet needs videos"):
+    c.methods = ("realsmilenet", "framewise")
+    experiment.run_methods(c)

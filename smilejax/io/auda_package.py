@@ -35,7 +35,7 @@ from smilejax.errors import InputError
 from smilejax.io.intensity import read_smile_intensity
 
 __all__ = ["DYNAMICS_VARIANTS", "SEGMENTS", "AU_WISE_LENGTH", "CROSS_AU_LENGTH", "AudaPackageVideo",
-           "read_au_table", "read_feature_vector", "read_auda_package", "write_auda_package", "package_video_id"]
+           "read_au_table", "read_feature_vector", "read_auda_package", "write_auda_package", "package_video_id", "package_to_corpus"]
 
 DYNAMICS_VARIANTS = ("delta_9", "delta_27", "delta_adjusted_9", "delta_adjusted_27", "2nd_delta_9", "2nd_delta_27",
                      "2nd_delta_adjusted_9", "2nd_delta_adjusted_27")
@@ -290,3 +290,76 @@ def write_auda_package(root: str | os.PathLike, videos: Mapping[str, AudaPackage
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_text(",".join(fmt % x for x in vec.tolist()) + "\n", encoding="utf-8")
     return root
+
+
+def package_to_corpus(package_root: str | os.PathLike, out: str | os.PathLike, *, fps: float = 50.0,
+                      folds: Mapping[int, list[str]] | None = None, overwrite: bool = False) -> Path:
+    """Write the package's AU tables and smile-intensity series as a corpus folder without videos, so the experiment
+    runs the AUDA classifiers on them (``configs/auda_package.py``; RealSmileNet needs the licensed videos).
+
+    ``out`` gets ``openface/<id>.csv`` (OpenFace 2.x layout; every frame successful, timestamps ``i / fps``, AU values
+    with 6 decimals, unclipped as in the package), ``smile_intensities/<id>_smile_intensities.txt``,
+    ``folds/{P,S}_fold_all_k.txt`` and ``source.json``. Folds: ``folds`` if given, else the official UvA-NEMO lists
+    restricted to the package's ids (an id in no list, or a fold left empty, is an InputError). The folder is
+    written under a temporary name and renamed at the end, so an interrupted run never looks finished; an existing
+    ``out`` is refused unless ``overwrite``.
+    """
+    import json
+    import shutil
+
+    from smilejax.io import nemo, openface
+    from smilejax.io.intensity import write_smile_intensity
+
+    package_root, out = Path(package_root), Path(out)
+    if not package_root.is_dir():
+        raise InputError(f"{package_root}: AUDA package folder not found")
+    if out.exists() and not overwrite:
+        raise InputError(f"{out}: exists (use overwrite to replace it)")
+    au_files = _files_by_id(package_root / ACTION_UNITS_DIR)
+    si_files = _files_by_id(package_root / SI_DIR)
+    if not au_files:
+        raise InputError(f"{package_root / ACTION_UNITS_DIR}: no action-unit tables")
+    no_si = sorted(set(au_files) - set(si_files))
+    if no_si:
+        raise InputError(f"{package_root / SI_DIR}: no smile-intensity file for {len(no_si)} id(s): "
+                         f"{', '.join(no_si[:5])}{' ...' if len(no_si) > 5 else ''}")
+    ids = sorted(au_files)
+    if folds is None:
+        official = nemo.read_fold_lists(None)
+        in_lists = {v for fold_ids in official.values() for v in fold_ids}
+        unlisted = [v for v in ids if v not in in_lists]
+        if unlisted:
+            raise InputError(f"{package_root}: {len(unlisted)} id(s) in no official UvA-NEMO fold list: "
+                             f"{', '.join(unlisted[:5])}{' ...' if len(unlisted) > 5 else ''} (pass folds)")
+        present = set(ids)
+        folds = {k: [v for v in fold_ids if v in present] for k, fold_ids in official.items()}
+    empty = [k for k, fold_ids in folds.items() if not fold_ids]
+    if empty:
+        raise InputError(f"{package_root}: fold(s) {empty} have no video in the package")
+
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for i, vid in enumerate(v for fold_ids in folds.values() for v in fold_ids):
+            for files, what in ((au_files, "action-unit"), (si_files, "smile-intensity")):
+                if len(files[vid]) > 1:
+                    raise InputError(f"{files[vid][0].parent}: {len(files[vid])} {what} files for {vid}")
+            au_path, si_path = au_files[vid][0], si_files[vid][0]
+            au = read_au_table(au_path)
+            si = read_smile_intensity(si_path)
+            if au.shape[0] != si.shape[0]:
+                raise InputError(f"{vid}: {au_path} has {au.shape[0]} frames but {si_path} has {si.shape[0]} values")
+            openface.write_openface_csv(tmp / "openface" / f"{vid}.csv", au,
+                                        timestamps_T=np.arange(au.shape[0]) / float(fps), decimals=6)
+            write_smile_intensity(tmp / "smile_intensities" / f"{vid}_smile_intensities.txt", si)
+            if (i + 1) % 200 == 0:
+                logging.info("package_to_corpus: %d videos written", i + 1)
+        nemo.write_fold_lists(tmp / "folds", {int(k): sorted(v) for k, v in folds.items()})
+        (tmp / "source.json").write_text(json.dumps({"auda_package": str(package_root.resolve()), "fps": fps,
+                                                     "videos": sum(len(v) for v in folds.values())}, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
