@@ -7,20 +7,15 @@ Features are computed by smilejax from the package's AU and smile-intensity seri
 UvA-NEMO folder; the rows of Table 1 that need video (RealSmileNet, fusion of all features) are not run.
 """
 
-import importlib.util
 import pathlib
+import runpy
 
-
-def _paper_config():
-  path = pathlib.Path(__file__).resolve().with_name("__init__.py")
-  spec = importlib.util.spec_from_file_location("_smilejax_configs", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.paper_config()
+# The shared settings live in configs/__init__.py; config_flags loads this file by path, so load that one by path too.
+_PAPER = pathlib.Path(__file__).resolve().with_name("__init__.py")
 
 
 def get_config():
-  c = _paper_config()
+  c = runpy.run_path(str(_PAPER))["paper_config"]()
   c.name = "auda_package"
   c.data.root = ""                 # required: --config.data.root=<folder written by bin/import_auda_package>
   c.data.require_root = True

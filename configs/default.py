@@ -28,20 +28,15 @@ A rerun reuses the corpus, its decoded-frame and AUDA caches and the XLA compila
 Same seed -> identical accuracies (per-video times vary from run to run).
 """
 
-import importlib.util
 import pathlib
+import runpy
 
-
-def _paper_config():
-  path = pathlib.Path(__file__).resolve().with_name("__init__.py")
-  spec = importlib.util.spec_from_file_location("_smilejax_configs", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.paper_config()
+# The shared settings live in configs/__init__.py; config_flags loads this file by path, so load that one by path too.
+_PAPER = pathlib.Path(__file__).resolve().with_name("__init__.py")
 
 
 def get_config():
-  c = _paper_config()
+  c = runpy.run_path(str(_PAPER))["paper_config"]()
   c.name = "default"
   c.data.synthetic_size = "default"
   c.data.synthetic_subjects = 60

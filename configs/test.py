@@ -6,20 +6,15 @@ most 4 s) and a few epochs.
 Expected runtime: about a minute for a fold on a 2-core CPU (mostly compilation), seconds for each further fold.
 """
 
-import importlib.util
 import pathlib
+import runpy
 
-
-def _paper_config():
-  path = pathlib.Path(__file__).resolve().with_name("__init__.py")
-  spec = importlib.util.spec_from_file_location("_smilejax_configs", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.paper_config()
+# The shared settings live in configs/__init__.py; config_flags loads this file by path, so load that one by path too.
+_PAPER = pathlib.Path(__file__).resolve().with_name("__init__.py")
 
 
 def get_config():
-  c = _paper_config()
+  c = runpy.run_path(str(_PAPER))["paper_config"]()
   c.name = "test"
   c.data.synthetic_size = "tiny"
   c.train.val_fraction = 0.2

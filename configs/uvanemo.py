@@ -9,20 +9,15 @@ clip lengths), dominated by RealSmileNet: see configs/default.py for the measure
 with the paper's 10 RealSmileNet epochs a 2-core CPU needs many hours -- use a GPU machine.
 """
 
-import importlib.util
 import pathlib
+import runpy
 
-
-def _paper_config():
-  path = pathlib.Path(__file__).resolve().with_name("__init__.py")
-  spec = importlib.util.spec_from_file_location("_smilejax_configs", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.paper_config()
+# The shared settings live in configs/__init__.py; config_flags loads this file by path, so load that one by path too.
+_PAPER = pathlib.Path(__file__).resolve().with_name("__init__.py")
 
 
 def get_config():
-  c = _paper_config()
+  c = runpy.run_path(str(_PAPER))["paper_config"]()
   c.name = "uvanemo"
   c.data.root = ""                 # required: --config.data.root=<UvA-NEMO folder>
   c.data.require_root = True

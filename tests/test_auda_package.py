@@ -149,10 +149,12 @@ def test_package_to_corpus_writes_readable_corpus_and_refuses_bad_input(tmp_path
         pkg.package_to_corpus(tmp_path / "pkg", tmp_path / "corpus", folds=folds)
     with pytest.raises(InputError, match="fold\\(s\\) \\[3\\] have no video"):
         pkg.package_to_corpus(tmp_path / "pkg", tmp_path / "c2", folds={**folds, 3: []})
+    with pytest.raises(InputError, match="no action-unit table for 1 fold-list id\\(s\\): 005_deliberate_smile_1"):
+        pkg.package_to_corpus(tmp_path / "pkg", tmp_path / "c4", folds={**folds, 3: ["005_deliberate_smile_1"]})
     (tmp_path / "pkg" / "smile_intensities" / f"{ids[0]}_smile_intensities.txt").unlink()
     with pytest.raises(InputError, match=f"no smile-intensity file for 1 id\\(s\\): {ids[0]}"):
         pkg.package_to_corpus(tmp_path / "pkg", tmp_path / "c3", folds=folds)
-    assert not (tmp_path / "c2").exists() and not (tmp_path / "c3").exists()
+    assert not any((tmp_path / c).exists() for c in ("c2", "c3", "c4"))
 
 
 def test_bin_import_auda_package_reports_a_missing_package_in_one_line(tmp_path):

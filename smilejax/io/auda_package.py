@@ -35,7 +35,8 @@ from smilejax.errors import InputError
 from smilejax.io.intensity import read_smile_intensity
 
 __all__ = ["DYNAMICS_VARIANTS", "SEGMENTS", "AU_WISE_LENGTH", "CROSS_AU_LENGTH", "AudaPackageVideo",
-           "read_au_table", "read_feature_vector", "read_auda_package", "write_auda_package", "package_video_id", "package_to_corpus"]
+           "read_au_table", "read_feature_vector", "read_auda_package", "write_auda_package", "package_video_id",
+           "package_to_corpus"]
 
 DYNAMICS_VARIANTS = ("delta_9", "delta_27", "delta_adjusted_9", "delta_adjusted_27", "2nd_delta_9", "2nd_delta_27",
                      "2nd_delta_adjusted_9", "2nd_delta_adjusted_27")
@@ -181,6 +182,26 @@ def _files_by_id(folder: Path) -> dict[str, list[Path]]:
     return out
 
 
+def _single(files: dict[str, list[Path]], vid: str, what: str) -> Path | None:
+    """The one file of ``vid`` in ``files`` (None if absent); two or more is an InputError naming them."""
+    paths = files.get(vid, [])
+    if len(paths) > 1:
+        raise InputError(f"{paths[0].parent}: {len(paths)} {what} files for {vid}: "
+                         f"{', '.join(p.name for p in paths)}")
+    return paths[0] if paths else None
+
+
+def _read_au_si(au_files: dict[str, list[Path]], si_files: dict[str, list[Path]],
+                vid: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``vid``'s AU table and SI series (None where absent); their lengths must agree."""
+    au_path, si_path = _single(au_files, vid, "action-unit"), _single(si_files, vid, "smile-intensity")
+    au = read_au_table(au_path) if au_path else None
+    si = read_smile_intensity(si_path) if si_path else None
+    if au is not None and si is not None and au.shape[0] != si.shape[0]:
+        raise InputError(f"{vid}: {au_path} has {au.shape[0]} frames but {si_path} has {si.shape[0]} values")
+    return au, si
+
+
 def read_auda_package(root: str | os.PathLike, *, ids: list[str] | None = None) -> dict[str, AudaPackageVideo]:
     """Read a package folder: id -> :class:`AudaPackageVideo` for every id found (or only ``ids``).
 
@@ -215,21 +236,9 @@ def read_auda_package(root: str | os.PathLike, *, ids: list[str] | None = None) 
     if not wanted:
         raise InputError(f"{root}: no AUDA package files found (expected {ACTION_UNITS_DIR}/, {SI_DIR}/, ...)")
 
-    def single(files: dict[str, list[Path]], vid: str, what: str) -> Path | None:
-        paths = files.get(vid, [])
-        if len(paths) > 1:
-            raise InputError(f"{paths[0].parent}: {len(paths)} {what} files for {vid}: "
-                             f"{', '.join(p.name for p in paths)}")
-        return paths[0] if paths else None
-
     out = {}
     for vid in wanted:
-        au_path = single(au_files, vid, "action-unit")
-        si_path = single(si_files, vid, "smile-intensity")
-        au = read_au_table(au_path) if au_path else None
-        si = read_smile_intensity(si_path) if si_path else None
-        if au is not None and si is not None and au.shape[0] != si.shape[0]:
-            raise InputError(f"{vid}: {au_path} has {au.shape[0]} frames but {si_path} has {si.shape[0]} values")
+        au, si = _read_au_si(au_files, si_files, vid)
         dynamics = {}
         for p in dyn_files.get(vid, []):
             variant = p.stem[len(vid) + 1:]
@@ -239,7 +248,7 @@ def read_auda_package(root: str | os.PathLike, *, ids: list[str] | None = None) 
             dynamics[variant] = read_au_table(p)
         au_wise, cross_au = {}, {}
         for kind, seg, files in feature_dirs:
-            p = single(files, vid, f"{kind} {seg}")
+            p = _single(files, vid, f"{kind} {seg}")
             if p is not None:
                 (au_wise if kind == "au_wise" else cross_au)[seg] = read_feature_vector(p, length=_KIND_LENGTH[kind])
         out[vid] = AudaPackageVideo(id=vid, au_TxA=au, si_T=si, dynamics=dynamics, au_wise=au_wise,
@@ -333,6 +342,10 @@ def package_to_corpus(package_root: str | os.PathLike, out: str | os.PathLike, *
                              f"{', '.join(unlisted[:5])}{' ...' if len(unlisted) > 5 else ''} (pass folds)")
         present = set(ids)
         folds = {k: [v for v in fold_ids if v in present] for k, fold_ids in official.items()}
+    absent = [v for fold_ids in folds.values() for v in fold_ids if v not in au_files]
+    if absent:
+        raise InputError(f"{package_root / ACTION_UNITS_DIR}: no action-unit table for {len(absent)} fold-list id(s): "
+                         f"{', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}")
     empty = [k for k, fold_ids in folds.items() if not fold_ids]
     if empty:
         raise InputError(f"{package_root}: fold(s) {empty} have no video in the package")
@@ -341,14 +354,7 @@ def package_to_corpus(package_root: str | os.PathLike, out: str | os.PathLike, *
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         for i, vid in enumerate(v for fold_ids in folds.values() for v in fold_ids):
-            for files, what in ((au_files, "action-unit"), (si_files, "smile-intensity")):
-                if len(files[vid]) > 1:
-                    raise InputError(f"{files[vid][0].parent}: {len(files[vid])} {what} files for {vid}")
-            au_path, si_path = au_files[vid][0], si_files[vid][0]
-            au = read_au_table(au_path)
-            si = read_smile_intensity(si_path)
-            if au.shape[0] != si.shape[0]:
-                raise InputError(f"{vid}: {au_path} has {au.shape[0]} frames but {si_path} has {si.shape[0]} values")
+            au, si = _read_au_si(au_files, si_files, vid)  # both present: checked above
             openface.write_openface_csv(tmp / "openface" / f"{vid}.csv", au,
                                         timestamps_T=np.arange(au.shape[0]) / float(fps), decimals=6)
             write_smile_intensity(tmp / "smile_intensities" / f"{vid}_smile_intensities.txt", si)
