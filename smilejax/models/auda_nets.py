@@ -15,11 +15,10 @@ forget-gate bias not offset). Input standardisation is the caller's job (statist
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smilejax.models.layers import (Array, JitInitModule, MaskedBatchNorm, time_mask, torch_dense,
+from smilejax.models.layers import (Array, JitInitModule, MaskedBatchNorm, lstm_gates, time_mask, torch_dense,
                                     torch_uniform_init)
 
 FINAL_BRANCHES = ("dense", "bn_relu")
@@ -59,10 +58,7 @@ class LSTMCell(nn.Module):
   def __call__(self, carry: tuple[Array, Array], gx_BxG: Array, m_B: Array,
                kernel_h: Array) -> tuple[tuple[Array, Array], None]:
     c_prev, h_prev = carry
-    z = gx_BxG + h_prev @ kernel_h
-    zi, zf, zo, zg = jnp.split(z, 4, axis=-1)
-    c_new = jax.nn.sigmoid(zf) * c_prev + jax.nn.sigmoid(zi) * jnp.tanh(zg)
-    h_new = jax.nn.sigmoid(zo) * jnp.tanh(c_new)
+    c_new, h_new = lstm_gates(gx_BxG + h_prev @ kernel_h, c_prev)[4::2]
     m = m_B[:, None]
     return (jnp.where(m, c_new, c_prev), jnp.where(m, h_new, h_prev)), None
 

@@ -313,6 +313,16 @@ def max_pool2(x_NxHxWxC: Array) -> Array:
   return _pool2(x_NxHxWxC, jnp.maximum)
 
 
+def lstm_gates(z: Array, c_prev: Array) -> tuple[Array, ...]:
+  """LSTM gates from the pre-activations z = [z_i, z_f, z_o, z_g] (last axis): i, f, o = sigmoid, g = tanh,
+  c = f c_prev + i g, h = o tanh(c). Returns (i, f, o, g, c, tanh(c), h) (the backward passes reuse the gates)."""
+  zi, zf, zo, zg = jnp.split(z, 4, axis=-1)
+  i, f, o, g = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jax.nn.sigmoid(zo), jnp.tanh(zg)
+  c_new = f * c_prev + i * g
+  tc = jnp.tanh(c_new)
+  return i, f, o, g, c_new, tc, o * tc
+
+
 def time_mask(lengths_B: Array, t: int) -> Array:
   """m_{b,t} = [t < L_b] as a bool array [B, T] (spec §4; padding is at the end)."""
   return jnp.arange(t)[None, :] < jnp.asarray(lengths_B)[:, None]

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from smilejax.models.layers import (CONV_IMPLS, Array, JitInitModule, MaskedBatchNorm, SmallConv, avg_pool2,
-                                    conv_kernel_grad, conv_same, fusion_barrier, lax_conv_same, max_pool2,
+                                    conv_kernel_grad, conv_same, fusion_barrier, lax_conv_same, lstm_gates, max_pool2,
                                     phase_avg_pool2, phase_split, time_mask, torch_bias_init, torch_conv,
                                     torch_dense, torch_kernel_init)
 
@@ -120,14 +120,6 @@ class FrameEncoder(nn.Module):
     return nn.Dropout(self.dropout, broadcast_dims=(2, 3), deterministic=not train)(x)
 
 
-def _lstm_gates(z: Array, c_prev: Array) -> tuple[Array, ...]:
-  zi, zf, zo, zg = jnp.split(z, 4, axis=-1)
-  i, f, o, g = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jax.nn.sigmoid(zo), jnp.tanh(zg)
-  c_new = f * c_prev + i * g
-  tc = jnp.tanh(c_new)
-  return i, f, o, g, c_new, tc, o * tc
-
-
 @jax.custom_vjp
 def conv_lstm_step(gx_BxHxWxG: Array, c_prev: Array, h_prev: Array, kernel_h: Array) -> tuple[Array, Array]:
   """One ConvLSTM step given the input half of the gates: z = gx + Conv3x3(h_prev; kernel_h),
@@ -139,21 +131,19 @@ def conv_lstm_step(gx_BxHxWxG: Array, c_prev: Array, h_prev: Array, kernel_h: Ar
   (``layers.conv_kernel_grad``). XLA's own transpose of this convolution w.r.t. the kernel is a kernel-gradient
   convolution that is ~100x slower on CPU for these shapes.
   """
-  z = gx_BxHxWxG + lax_conv_same(h_prev, kernel_h)
-  c_new, h_new = _lstm_gates(z, c_prev)[4::2]
-  return c_new, h_new
+  return _conv_lstm_step_fwd(gx_BxHxWxG, c_prev, h_prev, kernel_h)[0]
 
 
 def _conv_lstm_step_fwd(gx, c_prev, h_prev, kernel_h):
   z = gx + lax_conv_same(h_prev, kernel_h)
-  c_new, h_new = _lstm_gates(z, c_prev)[4::2]
+  c_new, h_new = lstm_gates(z, c_prev)[4::2]
   return (c_new, h_new), (z, c_prev, h_prev, kernel_h)
 
 
 def _conv_lstm_step_bwd(res, cotangents):
   z, c_prev, h_prev, kernel_h = res
   dc_out, dh_out = cotangents
-  i, f, o, g, _, tc, _ = _lstm_gates(z, c_prev)
+  i, f, o, g, _, tc, _ = lstm_gates(z, c_prev)
   dc = dc_out + dh_out * o * (1.0 - tc * tc)
   dz = jnp.concatenate([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dh_out * tc * o * (1.0 - o),
                         dc * i * (1.0 - g * g)], axis=-1)
