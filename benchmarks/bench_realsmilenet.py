@@ -8,6 +8,7 @@ Measures, each case in its own subprocess (so peak memory is per case):
   single-threaded (``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``): ms per video;
 * forward, batch 16, T = 40, all cores: ms per video;
 * one training step (forward + backward + Adam, BCE on the logit, batch 16, T = 50), 1 core and all cores;
+* the training step's forward alone (train mode, loss, no gradient; 1 core): with the step, where its time goes;
 
 compiled functions, compilation excluded, median (and min) of ``--repeats`` >= 20 timed calls, peak RSS from
 ``resource.getrusage``. With ``--torch-python`` (an interpreter with PyTorch; never the project venv) the same
@@ -44,6 +45,7 @@ CASES = {
     "fwd16_T40": ("forward", 16, 40, False),
     "train1_B16_T50": ("train", 16, 50, True),
     "train16_B16_T50": ("train", 16, 50, False),
+    "trainfwd1_B16_T50": ("train_forward", 16, 50, True),
 }
 
 
@@ -74,21 +76,29 @@ def run_jax(kind: str, b: int, t: int, repeats: int, conv_impl: str) -> dict:
   labels = jnp.asarray(rng.integers(0, 2, b).astype(np.float32))
   variables = jax.jit(lambda: model.init({"params": jax.random.key(0)}, frames[:1, :2], lengths[:1] * 0 + 2,
                                          train=False))()
+  params, stats = variables["params"], variables["batch_stats"]
+  key = jax.random.key(1)
+
+  def loss_fn(p, s, x, n, y, key):
+    (logit, _), upd = model.apply({"params": p, "batch_stats": s}, x, n, train=True, rngs={"dropout": key},
+                                  mutable=["batch_stats"])
+    return optax.sigmoid_binary_cross_entropy(logit, y).mean(), upd["batch_stats"]
+
   t_compile = time.perf_counter()
   if kind == "forward":
     fwd = jax.jit(lambda v, x, n: model.apply(v, x, n, train=False)[0])
     jax.block_until_ready(fwd(variables, frames, lengths))
     compile_s = time.perf_counter() - t_compile
     med, best = _time(lambda: jax.block_until_ready(fwd(variables, frames, lengths)), repeats)
+  elif kind == "train_forward":
+    train_fwd = jax.jit(loss_fn)
+    jax.block_until_ready(train_fwd(params, stats, frames, lengths, labels, key))
+    compile_s = time.perf_counter() - t_compile
+    med, best = _time(lambda: jax.block_until_ready(train_fwd(params, stats, frames, lengths, labels, key)),
+                      repeats)
   else:
     tx = optax.adam(1e-3)
-    params, stats = variables["params"], variables["batch_stats"]
     opt_state = tx.init(params)
-
-    def loss_fn(p, s, x, n, y, key):
-      (logit, _), upd = model.apply({"params": p, "batch_stats": s}, x, n, train=True, rngs={"dropout": key},
-                                    mutable=["batch_stats"])
-      return optax.sigmoid_binary_cross_entropy(logit, y).mean(), upd["batch_stats"]
 
     @jax.jit
     def step(p, s, o, x, n, y, key):
@@ -97,7 +107,6 @@ def run_jax(kind: str, b: int, t: int, repeats: int, conv_impl: str) -> dict:
       return optax.apply_updates(p, updates), s, o, loss
 
     state = [params, stats, opt_state]
-    key = jax.random.key(1)
     jax.block_until_ready(step(*state, frames, lengths, labels, key))
     compile_s = time.perf_counter() - t_compile
 
@@ -127,16 +136,22 @@ def run_torch(kind: str, b: int, t: int, repeats: int, threads: int) -> dict:
   assert n_params == 5273, n_params
   x = torch.rand(b, t, 3, 48, 48)  # (C, W, H) images, as [O]
   y = torch.randint(0, 2, (b,)).float()
+  lossf = nn.BCELoss()
   if kind == "forward":
     model.eval()
 
     def one():
       with torch.no_grad():
         model(x)
+  elif kind == "train_forward":
+    model.train()
+
+    def one():
+      with torch.no_grad():
+        lossf(model(x)[:, 0], y)
   else:
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    lossf = nn.BCELoss()
 
     def one():
       opt.zero_grad()

@@ -272,12 +272,8 @@ def test_realsmilenet_learns_a_separable_pixel_problem(tmp_path):
   fallen from 0.69 to 0.22 -- evaluation uses the BatchNorm running statistics, which after 6-12 steps at momentum 0.1
   still lean on their initial values -- then 1.0 from epoch 3 (18 steps); test accuracy 1.0; 156 s in all.
   """
-  import importlib.util
-  spec = importlib.util.spec_from_file_location("smilejax_configs", Path(__file__).resolve().parents[1] / "configs" /
-                                                "__init__.py")
-  configs = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(configs)
-  config = configs.paper_config()
+  import runpy
+  config = runpy.run_path(str(Path(__file__).resolve().parents[1] / "configs" / "__init__.py"))["paper_config"]()
   model_cfg = dict(config.models.realsmilenet.to_dict(), epochs=15)
   train_cfg = dict(config.train.to_dict(), checkpoint_interval_s=1e9)
   rng = np.random.default_rng(0)
