@@ -214,9 +214,13 @@ def _auda_options(config: Any):
 
 
 def _features_hash(corpus: Any, options: Any) -> str:
+  """Cache key of a corpus's AUDA features: options, every video's inputs and the source of smilejax/auda.py (so a
+  cache written by other feature code, e.g. a float32 summation order changed since, is never read back)."""
+  from smilejax import auda
   h = hashlib.sha256()
   h.update(json.dumps({"v": _FEATURE_CACHE_VERSION, "options": dataclasses.asdict(options)}, sort_keys=True,
                       default=str).encode())
+  h.update(Path(auda.__file__).read_bytes())
   for vid, v in corpus.videos.items():
     h.update(vid.encode())
     h.update(np.float64(v.fps).tobytes())
