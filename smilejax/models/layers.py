@@ -196,39 +196,76 @@ def _conv_same_forward(x: Any, kernel: Array) -> Any:
   return lax_conv_same(x, kernel)
 
 
-def _slice_pairs(x: Any, g: Any, k: int):
-  """Yield (dy, dx, x_window, g_part) with sum over pairs of einsum(x_window, g_part) = dK[dy, dx]."""
+def _windows(x: Sequence[Array], k: int) -> list[list[Array]]:
+  """The input windows of a 'SAME' k x k correlation, per output component and kernel tap.
+
+  ``x``: one map ... x H x W x C (a one-element list) or its f*f polyphase components. Returns, for each output
+  component (one, or f*f in phase order), the k*k windows in (dy, dx) order, each of the output's size in H and W:
+  the convolution is the sum over taps of window[dy, dx] . K[dy, dx].
+  """
   r = k // 2
-  if isinstance(x, (list, tuple)):
-    f = _factor(x)
-    pad = -(-r // f)
-    padded = [_pad_hw(p, pad, pad) for p in x]
+  if len(x) == 1:
+    padded = _pad_hw(x[0], r, r)
     h, w = x[0].shape[-3], x[0].shape[-2]
-    for dy in range(k):
-      for dx in range(k):
-        for a in range(f):
-          for b in range(f):
-            sy, sx = a + dy - r, b + dx - r
-            oy, ox = pad + sy // f, pad + sx // f
-            src = padded[f * (sy % f) + (sx % f)]
-            yield dy, dx, src[..., oy:oy + h, ox:ox + w, :], g[a * f + b]
+    return [[padded[..., dy:dy + h, dx:dx + w, :] for dy in range(k) for dx in range(k)]]
+  f = _factor(x)
+  pad = -(-r // f)
+  padded = [_pad_hw(p, pad, pad) for p in x]
+  h, w = x[0].shape[-3], x[0].shape[-2]
+  out = []
+  for a in range(f):
+    for b in range(f):
+      taps = []
+      for dy in range(k):
+        for dx in range(k):
+          sy, sx = a + dy - r, b + dx - r
+          oy, ox = pad + sy // f, pad + sx // f
+          taps.append(padded[f * (sy % f) + (sx % f)][..., oy:oy + h, ox:ox + w, :])
+      out.append(taps)
+  return out
+
+
+KERNEL_GRAD_CHUNK_BYTES = 1 << 21  # patch matrix + cotangent per chunk: ~2 MB stays in this CPU's caches
+
+
+def conv_kernel_grad(x: Any, g: Any, k: int, *, chunk_bytes: int = KERNEL_GRAD_CHUNK_BYTES) -> Array:
+  """dL/dK[dy, dx, i, o] = sum over positions p of x_pad[p + (dy, dx) - r, i] * g[p, o], the kernel gradient of a
+  'SAME' k x k correlation, for an array ``x`` ... x H x W x I or a phase-held map (a list); ``g`` alike.
+
+  Computed chunk by chunk over the leading (frame) axes, one matrix product per chunk,
+  P (k k I x positions) . G^T (positions x O), where P stacks the k*k input windows channel-major. A chunk holds
+  about ``chunk_bytes`` of P and G, so both stay in cache. Measured on the 2-core development CPU (B = 16, T = 50,
+  one thread): for the 48 x 48 encoder convolutions this is 3-6x faster than one dot per tap over all frames, and
+  an im2col over all frames at once (a 200 MB patch matrix) is ~10x slower; XLA's own kernel-gradient convolution
+  is ~100x slower.
+  """
+  xs = list(x) if isinstance(x, (list, tuple)) else [x]
+  gs = list(g) if isinstance(g, (list, tuple)) else [g]
+  h, w, c_in = xs[0].shape[-3:]
+  c_out = gs[0].shape[-1]
+  n = int(np.prod(xs[0].shape[:-3], dtype=np.int64))
+  per_frame = len(gs) * h * w * (k * k * c_in + c_out) * 4
+  chunk = max(1, min(n, chunk_bytes // per_frame))
+  while n % chunk:
+    chunk -= 1
+  xs = [p.reshape((n // chunk, chunk) + p.shape[-3:]) for p in xs]
+  gs = [p.reshape((n // chunk, chunk) + p.shape[-3:]) for p in gs]
+
+  def add_chunk(acc, chunk_xg):
+    xc, gc = chunk_xg
+    # Channel-major, so windows are slices of the (H, W) axes and P is stacked along a major axis (block copies);
+    # a minor-axis concatenation of 3- or 4-channel pieces is what made a single im2col slow.
+    xt = [jnp.moveaxis(p, -1, 0)[..., None] for p in xc]  # [I, chunk, h, w, 1]
+    patches = jnp.stack([jnp.stack(taps) for taps in _windows(xt, k)], axis=2)  # [k k, I, parts, chunk, h, w, 1]
+    gt = jnp.stack([jnp.moveaxis(p, -1, 0) for p in gc], axis=1)  # [O, parts, chunk, h, w]
+    return acc + jnp.dot(patches.reshape(k * k * c_in, -1), gt.reshape(c_out, -1).T), None
+
+  acc = jnp.zeros((k * k * c_in, c_out), jnp.float32)
+  if len(xs[0]) == 1:
+    acc = add_chunk(acc, ([p[0] for p in xs], [p[0] for p in gs]))[0]
   else:
-    padded = _pad_hw(x, r, r)
-    h, w = x.shape[-3], x.shape[-2]
-    for dy in range(k):
-      for dx in range(k):
-        yield dy, dx, padded[..., dy:dy + h, dx:dx + w, :], g
-
-
-def conv_kernel_grad(x: Any, g: Any, k: int) -> Array:
-  """dL/dK[dy, dx, i, o] = sum over positions of x_pad[p + (dy, dx) - r, i] * g[p, o], as k*k (or k*k*f*f) dots
-  contracting over all positions: XLA's own kernel-gradient convolution is ~100x slower for these shapes."""
-  c_in = (x[0] if isinstance(x, (list, tuple)) else x).shape[-1]
-  c_out = (g[0] if isinstance(g, (list, tuple)) else g).shape[-1]
-  dk = [[jnp.zeros((c_in, c_out), jnp.float32) for _ in range(k)] for _ in range(k)]
-  for dy, dx, xw, gp in _slice_pairs(x, g, k):
-    dk[dy][dx] = dk[dy][dx] + jnp.dot(xw.reshape(-1, c_in).T, gp.reshape(-1, c_out))
-  return jnp.stack([jnp.stack(row) for row in dk])
+    acc = jax.lax.scan(add_chunk, acc, (xs, gs))[0]
+  return acc.reshape(k, k, c_in, c_out)
 
 
 @jax.custom_vjp
