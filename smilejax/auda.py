@@ -444,15 +444,20 @@ def _shift(a: jax.Array, i: int, fill) -> jax.Array:
     return jnp.concatenate([pad, a[..., :i]], axis=-1)
 
 
-def _cum_extreme(a: jax.Array, op, fill, *, reverse: bool = False) -> jax.Array:
+def _cum_extreme(a: jax.Array, op, fill, *, reverse: bool = False, one=None) -> jax.Array:
     """Running min / max along the last axis (``op`` = jnp.minimum / jnp.maximum; from the end with ``reverse``), by
     doubling: log2(T) element-wise passes over shifted copies. Exact (min / max are idempotent); XLA:CPU's
-    ``cummin`` / ``cummax`` (a reduce-window) is several times slower here."""
+    ``cummin`` / ``cummax`` (a reduce-window) is several times slower here. ``one`` (see :func:`_keep`): each pass is
+    materialised -- otherwise XLA fuses the passes into one loop that re-evaluates every earlier pass twice per pass
+    (2^log2(T) = T reads per element). Integer input is carried as floats for that (exact below 2^24)."""
+    dtype = a.dtype
+    if one is not None and not jnp.issubdtype(dtype, jnp.floating):
+        a = a.astype(one.dtype)
     step = 1
     while step < a.shape[-1]:
-        a = op(a, _shift(a, step if reverse else -step, fill))
+        a = _keep(op(a, _shift(a, step if reverse else -step, fill)), one)
         step *= 2
-    return a
+    return a.astype(dtype)
 
 
 def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_edge: bool, stab: int,
@@ -518,11 +523,11 @@ def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_
     # would otherwise keep the [B, T] layout and read a strided column per step).
     xs = jnp.stack([jnp.broadcast_to(tt.astype(f), (b, t_len)), d, v_BxT, real.astype(f), fold_best, fold_rise,
                     fold_peak, fold_vs], axis=0)
-    xs = _keep(jnp.transpose(xs, (2, 1, 0)), one)                      # [T, B, 8]
+    xs = _keep(jnp.transpose(xs, (2, 0, 1)), one)                      # [T, 8, B]
     one_f = one.astype(f)
 
     def step(c, x):
-        k, dk, vk, ok, f_best, f_rise, f_peak, f_vs = (x[:, i] for i in range(8))
+        k, dk, vk, ok, f_best, f_rise, f_peak, f_vs = (x[i] for i in range(8))
         s, vs, best_up, rise, best_down, fall, peak, fr = c
         proc = (ok > 0) & (k > s)
         up = proc & (dk > best_up)
@@ -555,9 +560,9 @@ def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_
 
     # (d)/(e) tables
     up_knee = (dd < _shift(dd, 1, 0.0)) & (tt + 1 < lengths[:, None])
-    next_up = _cum_extreme(jnp.where(up_knee, tt, big), jnp.minimum, big, reverse=True)
+    next_up = _cum_extreme(jnp.where(up_knee, tt, big), jnp.minimum, big, reverse=True, one=one)
     down_knee = (_shift(dd, 1, 0.0) < dd) & (tt + 1 < lengths[:, None])
-    prev_down = _cum_extreme(jnp.where(down_knee, tt, -1), jnp.maximum, -1)
+    prev_down = _cum_extreme(jnp.where(down_knee, tt, -1), jnp.maximum, -1, one=one)
 
     def boundaries(s, end, rise, fall):
         """(apex, off, valid) of candidates with these fields (any common shape [B, ...])."""
@@ -582,7 +587,7 @@ def _phases_core(v_BxT: jax.Array, lengths_B: jax.Array, *, window: int, legacy_
     f_valid = f_valid & final_open[:, None]
 
     # frame t -> first closed candidate with end - 1 >= t, else the final one
-    owner = _cum_extreme(jnp.where(closed, tt, big), jnp.minimum, big, reverse=True)
+    owner = _cum_extreme(jnp.where(closed, tt, big), jnp.minimum, big, reverse=True, one=one)
     has = owner < big
     idx = jnp.clip(owner, 0, t_len - 1)
     take = lambda a: jnp.take_along_axis(a, idx, axis=1)
