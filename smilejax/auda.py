@@ -232,8 +232,13 @@ def _keep(x: jax.Array, one: jax.Array | None) -> jax.Array:
     """``x / one`` with ``one`` a runtime 1.0: numerically the identity (IEEE division by 1 is exact), but XLA treats a
     floating division as expensive and does not duplicate it into every consumer fusion, so an intermediate that many
     window slices read (the padded series, the window means, the sums) is computed once instead of once per slice.
-    A performance hint only; with ``one=None`` it is a no-op."""
-    return x if one is None else x / one.astype(x.dtype)
+    Integer arrays are floor-divided by an integer 1 instead (exact as well). A performance hint only; with
+    ``one=None`` it is a no-op."""
+    if one is None:
+        return x
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        return x / one.astype(x.dtype)
+    return x // one.astype(x.dtype)
 
 
 def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products: bool = False, *,
@@ -717,17 +722,6 @@ def _circulant_pairs(n_au: int):
     return tuple(shifts), np.array(order, np.int32), np.array(flipped, bool)
 
 
-def _pair_differences(delta_BxAxWxT: jax.Array) -> jax.Array:
-    """Delta_a - Delta_{(a+s) mod n} for the circulant pair rows: [B, P, W, T]."""
-    n_au = delta_BxAxWxT.shape[1]
-    shifts, _, _ = _circulant_pairs(n_au)
-    parts = []
-    for sft, count in shifts:
-        rolled = jnp.concatenate([delta_BxAxWxT[:, sft:], delta_BxAxWxT[:, :sft]], axis=1)
-        parts.append((delta_BxAxWxT - rolled)[:, :count])
-    return jnp.concatenate(parts, axis=1)
-
-
 def _series_core(au_BxTxA, si_BxT, lengths_B, *, fps: float, opts: AudaOptions, want_frame: bool):
     """Dynamics of a padded batch: (frame features [B, T, D] or None, series [B, T, C]).
 
@@ -799,20 +793,6 @@ def _slot_indices(xp, phases_BxT, lengths_B, labels: tuple[int, ...], n_slots: i
     return idx.astype(np.int32), counts.astype(np.int32)
 
 
-def _gather_slots(series_BxTxD, idx_BxLxS, n_au: int, n_w: int):
-    """The series at the slot frames: [B, C, L, S], C = A (1 + 2 W) channels ordered x (A), delta (A x W, AU-major),
-    delta_adj (A x W). ``series_BxTxD``: time-major, the frame-wise column order (x, delta_w for each w, delta_adj_w
-    for each w, anything after is ignored)."""
-    b, n_lab, n_slots = idx_BxLxS.shape
-    got = jnp.take_along_axis(series_BxTxD, idx_BxLxS.reshape(b, n_lab * n_slots, 1), axis=1)   # [B, L S, D]
-    parts = [got[..., :n_au]]
-    for q in (1, 1 + n_w):  # window-major blocks -> AU-major, window-interlaced channels
-        blk = got[..., q * n_au:(q + n_w) * n_au].reshape(b, n_lab * n_slots, n_w, n_au)
-        parts.append(jnp.swapaxes(blk, 2, 3).reshape(b, n_lab * n_slots, n_au * n_w))
-    got = jnp.concatenate(parts, axis=2)                                # [B, L S, C]
-    return jnp.swapaxes(got, 1, 2).reshape(b, got.shape[2], n_lab, n_slots)
-
-
 def _row_indices(phases_BxT, lengths_B, labels: tuple[int, ...], row_size: int, row_bucket: int = 4):
     """Host (NumPy) packing of each video's label frames into rows of ``row_size`` slots:
     (frame_idx [B, R, row_size], row_count [B, R], row_label [B, R]).
@@ -854,110 +834,173 @@ def _row_indices(phases_BxT, lengths_B, labels: tuple[int, ...], row_size: int, 
     return idx.astype(np.int32), row_count.astype(np.int32), row_label.astype(np.int32)
 
 
-def _segments_core(slots_BxCxRxS, idx_BxRxS, counts_BxR, *, fps: float, opts: AudaOptions, n_au: int,
-                   want: tuple, row_label_BxR=None):
+def _reduce_major(a, op, fill, one=None, n: int | None = None, k: int = 8) -> jax.Array:
+    """op-reduction over the major axis 0, as a k-ary tree of element-wise ops on contiguous slices: every level is
+    one vectorised loop over whole rows. (XLA:CPU's own reduce over a major axis walks each output element's column
+    with a stride, ~10 ns per element here; over the minor axis it runs sequentially at 1-3 ns per element.)
+
+    ``a``: an array, or a function ``a(lo, hi)`` giving the rows lo .. hi-1 of an expression of ``n`` rows. The
+    function form builds the first level from k independent expressions on slices of their sources, so the
+    (possibly large) expression is never materialised: XLA materialises an intermediate that several slices read.
+    ``one`` (see :func:`_keep`): every level is materialised; otherwise XLA fuses the cheap-looking levels into their
+    consumers and re-evaluates the whole tree for every element that reads the result."""
+    def arity(rows):
+        for kk in (k, 4, 2):
+            if rows % kk == 0:
+                return kk
+        return None
+
+    if callable(a):
+        kk = arity(n) if n > 1 else None
+        if kk is None:
+            a = a(0, n)
+        else:
+            m = n // kk
+            acc = a(0, m)
+            for i in range(1, kk):
+                acc = op(acc, a(i * m, (i + 1) * m))
+            a = _keep(acc, one)
+    while a.shape[0] > 1:
+        rows = a.shape[0]
+        kk = arity(rows)
+        if kk is None:
+            kk = min(k, rows)
+            pad = -rows % kk
+            a = jnp.concatenate([a, jnp.full((pad,) + a.shape[1:], fill, a.dtype)], axis=0)
+        m = a.shape[0] // kk
+        acc = a[:m]
+        for i in range(1, kk):
+            acc = op(acc, a[i * m:(i + 1) * m])
+        a = _keep(acc, one)
+    return a[0]
+
+
+def _gather_rows(series_BxTxD, idx_SxBxR, n_ch: int):
+    """The first ``n_ch`` frame-wise columns at the slot frames, slot-major: [S, B, R, n_ch] (a gather of whole rows
+    of the time-major series; ``idx_SxBxR`` holds frame indices)."""
+    b, t_len, d = series_BxTxD.shape
+    flat = idx_SxBxR + (jnp.arange(b, dtype=idx_SxBxR.dtype) * t_len)[None, :, None]
+    return jnp.take(series_BxTxD.reshape(b * t_len, d), flat, axis=0)[..., :n_ch]
+
+
+def _segments_core(g_SxBxRxC, idx_SxBxR, counts_BxR, row_label_BxR, *, fps: float, opts: AudaOptions, n_au: int,
+                   want: tuple):
     """AU-wise (section 8) and cross-AU (section 9) vectors [B, S x 119], [B, S x 1088] from slot-packed series.
 
-    ``slots_BxCxRxS``: the series at the slot frames of each row (see :func:`_slot_indices`: one row per label,
-    ``row_label_BxR`` None; or :func:`_row_indices`: rows of fixed size, each of one label). Statistics are first
-    taken per row over its slots (plain reductions, no masks), then per phase label over its rows, then combined into
-    the configured segments (unions of labels, section 6): max/min of maxima/minima, sums of sums, and for the
-    arg-extremes the earliest frame among the rows / labels that reach the extreme. Empty segments give zeros.
+    ``g_SxBxRxC``: the series at the slot frames, slot-major (:func:`_gather_rows`), channels in the frame-wise
+    column order x (A), delta (W blocks of A), delta_adj (W blocks of A); ``idx_SxBxR`` the slot frames. Each row r of
+    a video holds frames of one phase label ``row_label_BxR`` (its index in :func:`_segment_labels`; -1: unused row),
+    in time order, ``counts_BxR`` of them; slots beyond the count repeat the row's first frame (so max / min /
+    first-argmax over the slots are the row's). Statistics are first taken per row over its slots (k-ary trees over
+    the major slot axis: element-wise vector operations), then per phase label over its rows, then combined into the
+    configured segments (unions of labels): max / min of maxima / minima, sums of sums, and for the arg-extremes the
+    earliest frame among the rows / labels that reach the extreme. Empty segments give zeros.
     """
-    g = slots_BxCxRxS
+    g = g_SxBxRxC
     dtype = g.dtype
-    b, _, n_rows, n_slots = g.shape
+    n_slots, b, n_rows, _ = g.shape
     nw = len(opts.windows)
     labels = _segment_labels(opts)
     n_lab = len(labels)
     seg_labels = [[labels.index(lab) for lab in SEGMENT_LABELS[seg]] for seg in opts.segments]
     n_seg = len(seg_labels)
     big = jnp.iinfo(jnp.int32).max
-    if row_label_BxR is None:  # one row per label
-        row_of = None
-        counts_BxL = counts_BxR
-    else:
-        row_of = [(row_label_BxR == q) & (counts_BxR > 0) for q in range(n_lab)]    # [B, R] each
-        counts_BxL = jnp.stack([jnp.sum(jnp.where(m, counts_BxR, 0), axis=1) for m in row_of], axis=1)
-
-    def to_labels(stat_R, reduce, empty):  # per-row statistic [B, ..., R] -> per label [B, ..., L]
-        if row_of is None:
-            return stat_R
-        shape = (b,) + (1,) * (stat_R.ndim - 2) + (n_rows,)
-        return jnp.stack([reduce(jnp.where(m.reshape(shape), stat_R, empty), axis=-1) for m in row_of], axis=-1)
-
+    one = _runtime_one(counts_BxR)
+    row_of = [(row_label_BxR == q) & (counts_BxR > 0) for q in range(n_lab)]       # [B, R] each
+    counts_BxL = jnp.stack([jnp.sum(jnp.where(m, counts_BxR, 0), axis=1) for m in row_of], axis=1)
     present = counts_BxL > 0                                            # [B, L]
     seg_count = jnp.stack([sum(counts_BxL[:, k] for k in ks) for ks in seg_labels], axis=1)   # [B, S]
     nonempty = seg_count > 0
     inv_count = 1.0 / jnp.maximum(seg_count, 1).astype(dtype)
-    gx = g[:, :n_au]                                                    # [B, A, R, slots]
-    gd = g[:, n_au:n_au + n_au * nw].reshape(b, n_au, nw, n_rows, n_slots)
-    ga = g[:, n_au + n_au * nw:].reshape(b, n_au, nw, n_rows, n_slots)
+    gx = g[..., :n_au]                                                  # [slots, B, R, A]
+    gd = g[..., n_au:n_au * (1 + nw)]                                   # [slots, B, R, W A] (window-major)
+    ga = g[..., n_au * (1 + nw):n_au * (1 + 2 * nw)]
     # 1 for the first ``count`` slots of each row (each frame once in the sums), 0 for the repeats
-    weight = (jnp.arange(n_slots) < counts_BxR[..., None]).astype(dtype)   # [B, R, slots]
+    first_uses = (jnp.arange(n_slots)[:, None, None] < counts_BxR[None])[..., None]    # [slots, B, R, 1]
 
-    def per_segment(stat_Lx, op, empty):  # stat [B, ..., L] -> [B, S, ...] (absent labels replaced by ``empty``)
-        pres = present.reshape((b,) + (1,) * (stat_Lx.ndim - 2) + (n_lab,))
-        stat_Lx = jnp.where(pres, stat_Lx, empty)
-        out = []
-        for ks in seg_labels:
-            acc = stat_Lx[..., ks[0]]
-            for k in ks[1:]:
-                acc = op(acc, stat_Lx[..., k])
-            out.append(acc)
-        return jnp.stack(out, axis=1)
+    def to_labels(stat_BxRx, reduce, empty):  # per-row statistic [B, R, ...] -> per label [B, L, ...]
+        shape = (b, n_rows) + (1,) * (stat_BxRx.ndim - 2)
+        return jnp.stack([reduce(jnp.where(m.reshape(shape), stat_BxRx, empty), axis=1) for m in row_of], axis=1)
+
+    def per_segment(stat_BxLx, op, empty):  # [B, L, ...] -> [B, S, ...] (absent labels replaced by ``empty``)
+        stat_BxLx = jnp.where(present.reshape((b, n_lab) + (1,) * (stat_BxLx.ndim - 2)), stat_BxLx, empty)
+        return jnp.stack([_combine([stat_BxLx[:, k] for k in range(n_lab)], ks, op) for ks in seg_labels], axis=1)
+
+    def interlace(a):  # [..., W A] (window-major) -> [..., A W] flattened (AU-major, window-interlaced)
+        return jnp.swapaxes(a.reshape(a.shape[:-1] + (nw, n_au)), -1, -2).reshape(a.shape)
 
     out = {}
     if "au_wise" in want:
-        x_max = per_segment(to_labels(jnp.max(gx, axis=-1), jnp.max, -jnp.inf), jnp.maximum, -jnp.inf)  # [B, S, A]
-        x_min = per_segment(to_labels(jnp.min(gx, axis=-1), jnp.min, jnp.inf), jnp.minimum, jnp.inf)
-        x_sum = per_segment(to_labels(jnp.sum(gx * weight[:, None], axis=-1), jnp.sum, 0.0), jnp.add, 0.0)
-        d_max = per_segment(to_labels(jnp.max(gd, axis=-1), jnp.max, -jnp.inf), jnp.maximum, -jnp.inf)  # [B,S,A,W]
-        d_sum = per_segment(to_labels(jnp.sum(gd * weight[:, None, None], axis=-1), jnp.sum, 0.0), jnp.add, 0.0)
+        x_max = per_segment(to_labels(_reduce_major(gx, jnp.maximum, -jnp.inf, one), jnp.max, -jnp.inf),
+                            jnp.maximum, -jnp.inf)                      # [B, S, A]
+        x_min = per_segment(to_labels(_reduce_major(gx, jnp.minimum, jnp.inf, one), jnp.min, jnp.inf),
+                            jnp.minimum, jnp.inf)
+        x_sum = per_segment(to_labels(_reduce_major(jnp.where(first_uses, gx, 0.0), jnp.add, 0.0, one), jnp.sum, 0.0),
+                            jnp.add, 0.0)
+        d_max = per_segment(to_labels(_reduce_major(gd, jnp.maximum, -jnp.inf, one), jnp.max, -jnp.inf),
+                            jnp.maximum, -jnp.inf)                      # [B, S, W A]
+        d_sum = per_segment(to_labels(_reduce_major(jnp.where(first_uses, gd, 0.0), jnp.add, 0.0, one), jnp.sum, 0.0),
+                            jnp.add, 0.0)
         x_min = jnp.where(nonempty[..., None], x_min, 0.0)
         seg = jnp.concatenate([x_max - x_min, x_sum * inv_count[..., None], x_max,
-                               (d_sum * inv_count[..., None, None]).reshape(b, n_seg, -1),
-                               d_max.reshape(b, n_seg, -1)], axis=-1)          # [B, S, 119]
+                               interlace(d_sum * inv_count[..., None]), interlace(d_max)], axis=-1)  # [B, S, 119]
         out["au_wise"] = jnp.where(nonempty[..., None], seg, 0.0).astype(dtype).reshape(b, -1)
     if "cross_au" in want:
-        _, order, flipped = _circulant_pairs(n_au)
-        diff = _pair_differences(gd)                                    # [B, P, W, R, slots] (circulant rows)
+        shifts, order, flipped = _circulant_pairs(n_au)
+        # min and max of the pair differences over each row's slots: a variadic reduce over the minor slot axis of
+        # delta [B, A, W, R, slots], with the differences fused into it (circulant pairs: slices along A). Measured
+        # faster here than the slot-major trees, which XLA could not fuse without materialising the differences.
+        inf = np.array(np.inf, dtype)
+        dw = jnp.transpose(gd.reshape(n_slots, b, n_rows, nw, n_au), (1, 4, 3, 2, 0))   # [B, A, W, R, slots]
+        parts = []
+        for sft, count in shifts:
+            rolled = jnp.concatenate([dw[:, sft:], dw[:, :sft]], axis=1)
+            parts.append((dw - rolled)[:, :count])
+        diff = jnp.concatenate(parts, axis=1)                           # [B, P, W, R, slots] (circulant rows)
         if opts.cross_au_abs:
             diff = jnp.abs(diff)
-        inf = np.array(np.inf, dtype)
-        # min and max in one pass over the pair differences (a variadic reduce)
-        c_min, c_max = lax.reduce((diff, diff), (inf, -inf),
+        r_min, r_max = lax.reduce((diff, diff), (inf, -inf),
                                   lambda u, v: (jnp.minimum(u[0], v[0]), jnp.maximum(u[1], v[1])), (4,))
-        c_min = per_segment(to_labels(c_min, jnp.min, jnp.inf), jnp.minimum, jnp.inf)[:, :, order]  # [B,S,P,W]
-        c_max = per_segment(to_labels(c_max, jnp.max, -jnp.inf), jnp.maximum, -jnp.inf)[:, :, order]
+
+        def rows_to_labels(stat_BxPxWxR, reduce, empty):  # over the minor row axis -> [B, L, P, W]
+            return jnp.stack([reduce(jnp.where(m[:, None, None, :], stat_BxPxWxR, empty), axis=-1) for m in row_of],
+                             axis=1)
+
+        c_min = per_segment(rows_to_labels(r_min, jnp.min, jnp.inf), jnp.minimum, jnp.inf)[:, :, order]  # [B,S,P,W]
+        c_max = per_segment(rows_to_labels(r_max, jnp.max, -jnp.inf), jnp.maximum, -jnp.inf)[:, :, order]
         if not opts.cross_au_abs:  # a flipped row holds Delta_j - Delta_i: min and max swap and change sign
             fl = flipped[None, None, :, None]
             c_min, c_max = jnp.where(fl, -c_max, c_min), jnp.where(fl, -c_min, c_max)
 
-        def arg_extreme(values):  # first frame of each segment's maximum of values [B, A, W, R, slots]
-            best_r = jnp.max(values, axis=-1)                            # [B, A, W, R]
-            slot = jnp.argmax(values, axis=-1)                           # first slot = the row's earliest frame
-            frame_r = jnp.take_along_axis(jnp.broadcast_to(idx_BxRxS[:, None, None], values.shape),
-                                          slot[..., None], axis=-1)[..., 0]
-            if row_of is None:
-                best_l, frame_l = best_r, frame_r
-            else:  # rows of a label: the earliest frame among the rows that reach the label's maximum
-                best_l = to_labels(best_r, jnp.max, -jnp.inf)            # [B, A, W, L]
-                frame_l = jnp.stack([jnp.min(jnp.where(m[:, None, None] & (best_r == best_l[..., q:q + 1]),
-                                                       frame_r, big), axis=-1)
-                                     for q, m in enumerate(row_of)], axis=-1)
-            best = per_segment(best_l, jnp.maximum, -jnp.inf)            # [B, S, A, W]
+        # the maximum and the minimum of delta_adj (max of -delta_adj) per row in one tree (a sign axis), then the
+        # earliest slot frame reaching it (repeats hold the row's first frame: never earlier)
+        sign_a = np.array([1.0, -1.0], dtype).reshape(1, 2, 1, 1, 1)
+        signed = lambda r0, r1: ga[r0:r1, None] * sign_a               # [r1 - r0, 2, B, R, W A]
+        best_2 = _reduce_major(signed, jnp.maximum, -jnp.inf, one, n=n_slots)            # [2, B, R, W A]
+        # (frame indices as floats, exact below 2^24: a float tree vectorises; integer _keep would divide per element)
+        idx_f = idx_SxBxR.astype(dtype)
+        frame_2 = _reduce_major(lambda r0, r1: jnp.where(signed(r0, r1) == best_2[None],
+                                                         idx_f[r0:r1, None, :, :, None], jnp.inf),
+                                jnp.minimum, jnp.inf, one, n=n_slots)
+        frame_2 = jnp.where(frame_2 < jnp.inf, frame_2, 0).astype(jnp.int32)
+
+        def arg_extreme(best_r, frame_r):  # first frame of each segment's maximum, from the rows' [B, R, W A]
+            best_l = to_labels(best_r, jnp.max, -jnp.inf)              # [B, L, W A]
+            frame_l = jnp.stack([jnp.min(jnp.where(m[..., None] & (best_r == best_l[:, q:q + 1]), frame_r, big),
+                                         axis=1) for q, m in enumerate(row_of)], axis=1)
+            best = per_segment(best_l, jnp.maximum, -jnp.inf)          # [B, S, W A]
             frames = []
             for s_i, ks in enumerate(seg_labels):
-                f = jnp.full(best.shape[:1] + best.shape[2:], big, jnp.int32)
+                f = jnp.full((b, nw * n_au), big, jnp.int32)
                 for k in ks:
-                    hit = present[:, k, None, None] & (best_l[..., k] == best[:, s_i])
-                    f = jnp.minimum(f, jnp.where(hit, frame_l[..., k], big))
+                    hit = present[:, k, None] & (best_l[:, k] == best[:, s_i])
+                    f = jnp.minimum(f, jnp.where(hit, frame_l[:, k], big))
                 frames.append(f)
-            return jnp.stack(frames, axis=1)                             # [B, S, A, W]
+            frames = jnp.stack(frames, axis=1)                          # [B, S, W A]
+            return jnp.swapaxes(frames.reshape(b, n_seg, nw, n_au), 2, 3)   # [B, S, A, W]
 
-        i_max = arg_extreme(ga)
-        i_min = arg_extreme(-ga)
+        i_max = arg_extreme(best_2[0], frame_2[0])
+        i_min = arg_extreme(best_2[1], frame_2[1])
         pi, pj = _pairs(n_au)[:, 0], _pairs(n_au)[:, 1]
         scale = (1.0 / float(fps)) if opts.time_unit == "seconds" else 1.0
         t_up = (i_max[:, :, pi] - i_max[:, :, pj]).astype(dtype) * scale   # [B, S, P, W]
@@ -968,19 +1011,32 @@ def _segments_core(slots_BxCxRxS, idx_BxRxS, counts_BxR, *, fps: float, opts: Au
     return out
 
 
+def _combine(per_label, ks, op):
+    """op-fold of the per-label statistics of the labels ``ks`` (a segment = a union of labels)."""
+    acc = per_label[ks[0]]
+    for k in ks[1:]:
+        acc = op(acc, per_label[k])
+    return acc
+
+
 def _features_core(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts: AudaOptions, want: tuple,
                    n_slots: int | None = None):
-    """All requested features of a padded batch inside one traceable function (``compute_features``)."""
+    """All requested features of a padded batch inside one traceable function (``compute_features``): one row of
+    ``n_slots`` (default T) slots per phase label (:func:`_slot_indices`)."""
     b, t_len, n_au = au_BxTxA.shape
     frame, series = _series_core(au_BxTxA, si_BxT, lengths_B, fps=fps, opts=opts, want_frame="frame" in want)
     out = {"frame": frame} if "frame" in want else {}
     seg_want = tuple(w for w in want if w != "frame")
     if seg_want:
         lengths = jnp.clip(jnp.asarray(lengths_B).astype(jnp.int32), 1, t_len)
-        idx, counts = _slot_indices(jnp, jnp.asarray(phases_BxT).astype(jnp.int32), lengths, _segment_labels(opts),
+        labels = _segment_labels(opts)
+        idx, counts = _slot_indices(jnp, jnp.asarray(phases_BxT).astype(jnp.int32), lengths, labels,
                                     n_slots or t_len)
-        out.update(_segments_core(_gather_slots(series, idx, n_au, len(opts.windows)), idx, counts, fps=fps,
-                                  opts=opts, n_au=n_au, want=seg_want))
+        idx = jnp.transpose(idx, (2, 0, 1))                             # [S, B, L]
+        row_label = jnp.broadcast_to(jnp.arange(len(labels), dtype=jnp.int32), counts.shape)
+        n_ch = n_au * (1 + 2 * len(opts.windows))
+        out.update(_segments_core(_gather_rows(series, idx, n_ch), idx, counts, row_label, fps=fps, opts=opts,
+                                  n_au=n_au, want=seg_want))
     return out
 
 
@@ -990,19 +1046,19 @@ def _series_jit(au_BxTxA, si_BxT, lengths_B, *, fps, opts, want_frame):
     return frame if want_frame else series  # with the frame-wise features, the series are its leading columns
 
 
-_gather_slots_jit = jax.jit(_gather_slots, static_argnames=("n_au", "n_w"))
+_gather_rows_jit = jax.jit(_gather_rows, static_argnames=("n_ch",))
 
 
 @functools.partial(jax.jit, static_argnames=("fps", "opts", "n_au", "want"))
-def _segments_jit(slots_BxCxRxS, idx_BxRxS, counts_BxR, row_label_BxR, *, fps, opts, n_au, want):
-    return _segments_core(slots_BxCxRxS, idx_BxRxS, counts_BxR, fps=fps, opts=opts, n_au=n_au, want=want,
-                          row_label_BxR=row_label_BxR)
+def _segments_jit(g_SxBxRxC, idx_SxBxR, counts_BxR, row_label_BxR, *, fps, opts, n_au, want):
+    return _segments_core(g_SxBxRxC, idx_SxBxR, counts_BxR, row_label_BxR, fps=fps, opts=opts, n_au=n_au,
+                          want=want)
 
 
 def _features_host(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts: AudaOptions, want: tuple,
                    row_size: int = 32):
     """The batched path used by extract / extract_batch: the same arithmetic as :func:`compute_features`, in three
-    compiled pieces (dynamics: shape [B, T]; slot gather; segment statistics: shape [B, R, row_size]), with the
+    compiled pieces (dynamics: shape [B, T]; slot gather; segment statistics: shape [row_size, B, R]), with the
     label frames packed into rows of ``row_size`` slots from the known phases (:func:`_row_indices`), so that the
     segment statistics run over the smile frames only, with little padding."""
     lengths = np.asarray(lengths_B, np.int32)
@@ -1013,9 +1069,10 @@ def _features_host(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts:
         phases = np.asarray(phases_BxT, np.int32)
         labels = _segment_labels(opts)
         idx, counts, row_label = _row_indices(phases, lengths, labels, row_size)
+        idx = np.ascontiguousarray(idx.transpose(2, 0, 1))              # slot-major [S, B, R]
         n_au = au_BxTxA.shape[2]
-        out.update(_segments_jit(_gather_slots_jit(series, idx, n_au=n_au, n_w=len(opts.windows)), idx, counts,
-                                 row_label, fps=fps, opts=opts, n_au=n_au, want=seg_want))
+        g = _gather_rows_jit(series, idx, n_ch=n_au * (1 + 2 * len(opts.windows)))
+        out.update(_segments_jit(g, idx, counts, row_label, fps=fps, opts=opts, n_au=n_au, want=seg_want))
     return out
 
 
