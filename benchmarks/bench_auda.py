@@ -34,7 +34,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("n_videos", 1240, "videos in the batch")
 flags.DEFINE_integer("repeats", 5, "timed repetitions (after one compile/warm-up call)")
 flags.DEFINE_integer("ref_subset", 8, "videos timed with the NumPy reference (0: skip)")
-flags.DEFINE_integer("chunk_size", 64, "extract_batch chunk size")
+flags.DEFINE_integer("chunk_size", 16, "extract_batch chunk size")
 flags.DEFINE_integer("bucket", 64, "extract_batch time bucket (frames)")
 flags.DEFINE_integer("workers", 1, "extract_batch workers (chunks computed at once, in threads)")
 flags.DEFINE_bool("xla_single_thread", False,

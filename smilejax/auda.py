@@ -1055,12 +1055,16 @@ def _segments_jit(g_SxBxRxC, idx_SxBxR, counts_BxR, row_label_BxR, *, fps, opts,
                           want=want)
 
 
+_ROW_SIZE = 32  # slots per row of label frames (_row_indices)
+
+
 def _features_host(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts: AudaOptions, want: tuple,
-                   row_size: int = 32):
+                   row_size: int = _ROW_SIZE, rows=None):
     """The batched path used by extract / extract_batch: the same arithmetic as :func:`compute_features`, in three
     compiled pieces (dynamics: shape [B, T]; slot gather; segment statistics: shape [row_size, B, R]), with the
     label frames packed into rows of ``row_size`` slots from the known phases (:func:`_row_indices`), so that the
-    segment statistics run over the smile frames only, with little padding."""
+    segment statistics run over the smile frames only, with little padding. ``rows``: that packing, if the caller
+    already has it (extract_batch packs all videos at once)."""
     lengths = np.asarray(lengths_B, np.int32)
     series = _series_jit(au_BxTxA, si_BxT, lengths, fps=fps, opts=opts, want_frame="frame" in want)
     out = {"frame": series} if "frame" in want else {}
@@ -1068,7 +1072,7 @@ def _features_host(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts:
     if seg_want:
         phases = np.asarray(phases_BxT, np.int32)
         labels = _segment_labels(opts)
-        idx, counts, row_label = _row_indices(phases, lengths, labels, row_size)
+        idx, counts, row_label = rows if rows is not None else _row_indices(phases, lengths, labels, row_size)
         idx = np.ascontiguousarray(idx.transpose(2, 0, 1))              # slot-major [S, B, R]
         n_au = au_BxTxA.shape[2]
         g = _gather_rows_jit(series, idx, n_ch=n_au * (1 + 2 * len(opts.windows)))
@@ -1220,7 +1224,7 @@ def extract(au_TxA, si_T, *, fps: float = BASE_FPS, options=None, name: str | No
 
 
 def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options=None,
-                  names: Sequence[str] | None = None, bucket: int = 64, chunk_size: int | None = 64,
+                  names: Sequence[str] | None = None, bucket: int = 64, chunk_size: int | None = 16,
                   workers: int = 1, **overrides) -> AudaFeaturesBatch:
     """All AUDA features of many padded videos (zero-padded at the end; real lengths ``lengths_B``).
 
@@ -1272,6 +1276,11 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     si_p[:, :t_len] = np.where(real, si[:, :t_all], 0.0)
     phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts, workers=workers)
 
+    # every video's label frames packed into rows at once (one NumPy pass instead of one per chunk); rows are used
+    # from row 0, so a chunk takes the first (most rows any of its videos uses, rounded up to a multiple of 4)
+    row_idx, row_count, row_label = _row_indices(phases, lengths, _segment_labels(opts), _ROW_SIZE)
+    rows_used = np.sum(row_label >= 0, axis=1)
+
     n_d = feature_dims(opts, n_au)
     frame = np.zeros((n_vid, t_len, n_d["frame"]), dtype)
     au_wise = np.zeros((n_vid, n_d["au_wise"]), dtype)
@@ -1283,8 +1292,10 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
         au_c = np.zeros((chunk, t_c, n_au), dtype)
         span = min(t_c, t_len)
         au_c[:, :span] = au[full, :span]
+        n_rows = max(4, -(-int(rows_used[full].max()) // 4) * 4)
+        rows = (row_idx[full, :n_rows], row_count[full, :n_rows], row_label[full, :n_rows])
         out = _features_host(au_c, si_p[full, :t_c].astype(dtype), phases[full, :t_c], lengths[full],
-                             fps=float(fps), opts=opts, want=_ALL)
+                             fps=float(fps), opts=opts, want=_ALL, rows=rows)
         k = len(idx)
         frame[idx, :span] = np.asarray(out["frame"])[:k, :span]
         au_wise[idx] = np.asarray(out["au_wise"])[:k]
