@@ -173,7 +173,7 @@ def _cpu_model() -> str:
   return platform.processor() or "unknown"
 
 
-def _run_case(python: str, framework: str, case: str, repeats: int, conv_impl: str = "phase") -> dict:
+def _run_case(python: str, framework: str, case: str, repeats: int, conv_impl: str = "cnhw") -> dict:
   _, _, _, single = CASES[case]
   env = dict(os.environ)
   cmd = [python, __file__, "--case", case, "--framework", framework, "--repeats", str(repeats),
@@ -196,7 +196,7 @@ def main() -> None:
   ap.add_argument("--torch-python", default=None, help="interpreter with PyTorch installed (a separate venv)")
   ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
   ap.add_argument("--json", default=None, help="also write all results to this JSON file")
-  ap.add_argument("--conv-impl", default="phase", help="RealSmileNet conv_impl for the JAX model (phase | lax)")
+  ap.add_argument("--conv-impl", default="cnhw", help="RealSmileNet conv_impl for the JAX model (cnhw | phase | lax)")
   args = ap.parse_args()
 
   if args.case:  # subprocess: one measurement

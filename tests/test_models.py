@@ -1,7 +1,8 @@
 """Tests of smilejax.models (spec ``realsmilenet.md`` §1, §3, §4, §5, §7).
 
 Tiny sizes; each distinct shape compiles once per module (fixtures are module-scoped). Most RealSmileNet checks run
-the ``lax`` convolution path, which compiles fastest; the CPU-fast ``phase`` path is checked against it.
+the ``lax`` convolution path, which compiles fastest; the CPU-fast ``cnhw`` (default) and ``phase`` paths are checked
+against it.
 """
 
 from __future__ import annotations
@@ -162,11 +163,12 @@ def test_realsmilenet_padded_batch_equals_single_videos(rsn_eval):
   assert np.ptp(np.asarray(logit_b)) > 1e-3
 
 
-def test_realsmilenet_phase_path_matches_lax(rsn, rsn_eval, padded_batch):
+@pytest.mark.parametrize("conv_impl", ["cnhw", "phase"])
+def test_realsmilenet_cpu_paths_match_lax(rsn, rsn_eval, padded_batch, conv_impl):
   _, _, var = rsn
   _, x, lengths = padded_batch
-  model = models.build("realsmilenet")  # default conv_impl="phase"
-  assert model.conv_impl == "phase"
+  assert models.build("realsmilenet").conv_impl == "cnhw"  # the default
+  model = models.build("realsmilenet", conv_impl=conv_impl)
   logit, feats = jax.jit(lambda v, x, n: model.apply(v, x, n, train=False))(var, x, lengths)
   (logit_lax, feats_lax), _ = rsn_eval
   np.testing.assert_allclose(logit, logit_lax, rtol=1e-5, atol=1e-5)
@@ -193,10 +195,11 @@ def test_framewise_padded_batch_equals_single_videos():
   assert np.ptp(np.asarray(logit_b)) > 1e-3
 
 
-def test_realsmilenet_train_mode_ignores_padding(rsn):
+@pytest.mark.parametrize("conv_impl", ["lax", "cnhw"])
+def test_realsmilenet_train_mode_ignores_padding(rsn, conv_impl):
   """Training mode: the real frames alone decide outputs and BN statistics (no dropout, to compare exactly)."""
   _, variables, var = rsn
-  model = models.build("realsmilenet", conv_impl="lax", encoder_dropout=0.0, final_dropout=0.0)
+  model = models.build("realsmilenet", conv_impl=conv_impl, encoder_dropout=0.0, final_dropout=0.0)
   rng = np.random.default_rng(4)
   x3 = _frames(rng, 2, 3)
   step = jax.jit(lambda v, x, n: model.apply(v, x, n, train=True, mutable=["batch_stats"]))
@@ -223,6 +226,30 @@ def test_realsmilenet_train_mode_ignores_padding(rsn):
   bn0 = upd0["batch_stats"]["encoder"]["bn0"]
   np.testing.assert_allclose(bn0["mean"], 0.1 * vals.mean(0), rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(bn0["var"], 0.9 + 0.1 * vals.var(0) * n / (n - 1), rtol=1e-5)
+
+
+def test_realsmilenet_cnhw_training_gradients_match_lax(rsn):
+  """The channels-first path's custom gradients (convolutions, channels-first BatchNorm) equal XLA's autodiff of the
+  lax path, in training mode with padding."""
+  _, _, var = rsn
+  rng = np.random.default_rng(8)
+  x = _frames(rng, 2, 4)
+  lengths = np.array([4, 2])
+  w = jnp.asarray(rng.standard_normal((2, 250)).astype(np.float32))
+  grads = {}
+  for conv_impl in ("lax", "cnhw"):
+    model = models.build("realsmilenet", conv_impl=conv_impl, encoder_dropout=0.0, final_dropout=0.0)
+
+    def loss(p, model=model):
+      (logit, feats), _ = model.apply({**var, "params": p}, x, lengths, train=True, mutable=["batch_stats"])
+      return jnp.sum(jnp.sin(logit)) + jnp.sum(feats * w)
+
+    grads[conv_impl] = jax.jit(jax.grad(loss))(var["params"])
+  scale = max(float(jnp.abs(g).max()) for g in jax.tree_util.tree_leaves(grads["lax"]))
+  assert scale > 1e-3
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(grads["lax"]), jax.tree_util.tree_leaves(grads["cnhw"])):
+    # Relative to the largest gradient: biases just before a BatchNorm have a zero gradient, up to rounding.
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * scale, err_msg=jax.tree_util.keystr(path))
 
 
 def test_masked_batchnorm_statistics():
@@ -297,7 +324,7 @@ def _ref_conv(x, k):
                                       dimension_numbers=("NHWC", "HWIO", "NHWC")).reshape(x.shape[:-1] + (-1,))
 
 
-@pytest.mark.parametrize("factor", [0, 2, 4])
+@pytest.mark.parametrize("factor", [0, 2, 4, "channels_first"])
 def test_conv_same_value_and_gradient(factor):
   rng = np.random.default_rng(6)
   x = jnp.asarray(rng.standard_normal((2, 8, 8, 3)).astype(np.float32))
@@ -305,6 +332,8 @@ def test_conv_same_value_and_gradient(factor):
   w = jnp.asarray(rng.standard_normal((2, 8, 8, 4)).astype(np.float32))
 
   def ours(x, k):
+    if factor == "channels_first":
+      return jnp.moveaxis(L.conv_same_cf(jnp.moveaxis(x, -1, 0), k), 0, -1)
     if factor:
       return L.phase_merge(L.conv_same(L.phase_split(x, factor), k))
     return L.conv_same(x, k)
