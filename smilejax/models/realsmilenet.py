@@ -85,8 +85,8 @@ class TemporalAttention(nn.Module):
     c = x.shape[0] if self.channels_first else (x[0] if phased else x).shape[-1]
     conv = SmallConv(c, 3, kernel_init=ta_kernel_init, bias_init=nn.initializers.zeros,
                      channels_first=self.channels_first, name="conv")
-    if self.channels_first:
-      return x + x * conv(_time_diff(x, axis=2))
+    if self.channels_first:  # materialised stages: fused into the taps, each would be recomputed 27 times
+      return fusion_barrier(x + x * conv(fusion_barrier(_time_diff(x, axis=2))))
     if phased:
       return fusion_barrier([p + p * a for p, a in zip(x, conv([_time_diff(p) for p in x]))])
     return x + x * conv(_time_diff(x))
@@ -118,6 +118,7 @@ class FrameEncoder(nn.Module):
 
     x = bn("bn0")(x, mask_BxT, use_running_average=not train)
     if cf:  # x: C x B x T x H x W
+      x = fusion_barrier(x)  # the convolution's input, read by 27 taps per output channel
       for i, c_out in enumerate(self.channels):
         y = SmallConv(c_out, 3, channels_first=True, name=f"conv{i + 1}")(x)
         if train:  # BN statistics read y twice more: compute it once
