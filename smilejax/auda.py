@@ -36,7 +36,11 @@ detector computes in the dtype of its input: use the concrete entry points, or e
 Speed (benchmarks/README.md): the batched path sorts videos by length, pads each chunk's time axis to a multiple of
 ``bucket`` frames, regresses the time-major series (so the frame-wise features need no transpose), and computes
 segment statistics over the smile frames only (each phase label's frames packed into rows of 32 "slots", so that
-they are plain reductions instead of masked ones over the whole sequence, with little padding).
+they are plain reductions instead of masked ones over the whole sequence, with little padding). The slots are
+gathered slot-major ([slots, B, rows, channels]: whole rows of the series, no reorder), so that the AU-wise and
+arg-extreme statistics are k-ary trees of element-wise operations over the major slot axis (:func:`_reduce_major`);
+XLA:CPU's own reductions run one element at a time (over a major axis with a strided walk, ~10 ns per element here).
+Chunks are small (16 videos by default): the statistics' intermediates then stay in this CPU's caches.
 """
 
 from __future__ import annotations
@@ -1232,7 +1236,7 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     padded frames excluded from every segment). Videos are processed in order of length, in chunks of
     ``chunk_size`` whose time axis is padded to a multiple of ``bucket`` frames, so each chunk does little padded
     work and one compiled function serves every chunk with the same bucket (``chunk_size=None``: one call for the
-    whole batch). Phase detection runs first, in float64, for all videos. ``workers`` > 1 computes that many chunks
+    whole batch; 16, the default, measured fastest on the 2-CPU development machine, benchmarks/README.md). Phase detection runs first, in float64, for all videos. ``workers`` > 1 computes that many chunks
     at once in threads: worthwhile with XLA's own intra-op threading switched off (see benchmarks/README.md).
 
     Returns host (NumPy) arrays in the input order: frame_BxTxD [B, T, 154] (zeros beyond each length), au_wise_BxD,
