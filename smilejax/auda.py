@@ -956,15 +956,24 @@ def _segments_core(g_SxBxRxC, idx_SxBxR, counts_BxR, row_label_BxR, *, fps: floa
         # faster here than the slot-major trees, which XLA could not fuse without materialising the differences.
         inf = np.array(np.inf, dtype)
         dw = jnp.transpose(gd.reshape(n_slots, b, n_rows, nw, n_au), (1, 4, 3, 2, 0))   # [B, A, W, R, slots]
-        parts = []
+        # circulant row (s, a) = Delta_a - Delta_{(a + s) mod A}: two plain slice differences per shift, each reduced
+        # on its own (a concatenation inside the reduce costs a select per element), results concatenated
+        r_min, r_max = [], []
         for sft, count in shifts:
-            rolled = jnp.concatenate([dw[:, sft:], dw[:, :sft]], axis=1)
-            parts.append((dw - rolled)[:, :count])
-        diff = jnp.concatenate(parts, axis=1)                           # [B, P, W, R, slots] (circulant rows)
-        if opts.cross_au_abs:
-            diff = jnp.abs(diff)
-        r_min, r_max = lax.reduce((diff, diff), (inf, -inf),
-                                  lambda u, v: (jnp.minimum(u[0], v[0]), jnp.maximum(u[1], v[1])), (4,))
+            for lo, hi in ((slice(0, n_au - sft), slice(sft, n_au)), (slice(n_au - sft, n_au), slice(0, sft))):
+                if lo.start >= count:
+                    continue
+                lo = slice(lo.start, min(lo.stop, count))
+                hi = slice(hi.start, hi.start + (lo.stop - lo.start))
+                part = dw[:, lo] - dw[:, hi]                            # [B, n, W, R, slots]
+                if opts.cross_au_abs:
+                    part = jnp.abs(part)
+                lo_v, hi_v = lax.reduce((part, part), (inf, -inf),
+                                        lambda u, v: (jnp.minimum(u[0], v[0]), jnp.maximum(u[1], v[1])), (4,))
+                r_min.append(lo_v)
+                r_max.append(hi_v)
+        r_min = jnp.concatenate(r_min, axis=1)                          # [B, P, W, R] (circulant rows)
+        r_max = jnp.concatenate(r_max, axis=1)
 
         def rows_to_labels(stat_BxPxWxR, reduce, empty):  # over the minor row axis -> [B, L, P, W]
             return jnp.stack([reduce(jnp.where(m[:, None, None, :], stat_BxPxWxR, empty), axis=-1) for m in row_of],
