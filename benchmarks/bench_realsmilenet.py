@@ -196,7 +196,7 @@ def main() -> None:
   ap.add_argument("--torch-python", default=None, help="interpreter with PyTorch installed (a separate venv)")
   ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
   ap.add_argument("--json", default=None, help="also write all results to this JSON file")
-  ap.add_argument("--conv-impl", default="cnhw", help="RealSmileNet conv_impl for the JAX model (cnhw | phase | lax)")
+  ap.add_argument("--conv-impl", default="cnhw", help="RealSmileNet conv_impl for the JAX model (cnhw | lax)")
   args = ap.parse_args()
 
   if args.case:  # subprocess: one measurement

@@ -1,8 +1,7 @@
 """Tests of smilejax.models (spec ``realsmilenet.md`` §1, §3, §4, §5, §7).
 
 Tiny sizes; each distinct shape compiles once per module (fixtures are module-scoped). Most RealSmileNet checks run
-the ``lax`` convolution path, which compiles fastest; the CPU-fast ``cnhw`` (default) and ``phase`` paths are checked
-against it.
+the ``lax`` convolution path, which compiles fastest; the CPU-fast ``cnhw`` path (the default) is checked against it.
 """
 
 from __future__ import annotations
@@ -163,12 +162,11 @@ def test_realsmilenet_padded_batch_equals_single_videos(rsn_eval):
   assert np.ptp(np.asarray(logit_b)) > 1e-3
 
 
-@pytest.mark.parametrize("conv_impl", ["cnhw", "phase"])
-def test_realsmilenet_cpu_paths_match_lax(rsn, rsn_eval, padded_batch, conv_impl):
+def test_realsmilenet_cnhw_path_matches_lax(rsn, rsn_eval, padded_batch):
   _, _, var = rsn
   _, x, lengths = padded_batch
-  assert models.build("realsmilenet").conv_impl == "cnhw"  # the default
-  model = models.build("realsmilenet", conv_impl=conv_impl)
+  model = models.build("realsmilenet")
+  assert model.conv_impl == "cnhw"  # the default
   logit, feats = jax.jit(lambda v, x, n: model.apply(v, x, n, train=False))(var, x, lengths)
   (logit_lax, feats_lax), _ = rsn_eval
   np.testing.assert_allclose(logit, logit_lax, rtol=1e-5, atol=1e-5)
@@ -269,14 +267,12 @@ def test_masked_batchnorm_statistics():
   np.testing.assert_allclose(np.asarray(y)[mask], ((x[mask] - mu) / np.sqrt(var + 1e-5)), rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(upd["batch_stats"]["mean"], 0.1 * mu, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(upd["batch_stats"]["var"], 0.9 + 0.1 * var * n / (n - 1), rtol=1e-5)
-  # A list of parts (e.g. the phases of one map) shares statistics: same as one concatenated map.
-  parts = [x[..., :2, :], x[..., 2:4, :]]
-  vp = bn.init(_key(0), parts, mask, use_running_average=False)
-  run = jax.jit(lambda v, x: bn.apply(v, x, mask, use_running_average=False, mutable=["batch_stats"]))
-  yp, updp = run(vp, parts)
-  yw, updw = run(vp, jnp.concatenate(parts, axis=-2))
-  np.testing.assert_allclose(jnp.concatenate(yp, axis=-2), yw, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(updp["batch_stats"]["var"], updw["batch_stats"]["var"], rtol=1e-5)
+  # Channels first (C x B x T x H x W, the mask on the axes after C): the same statistics and outputs.
+  bn_cf = L.MaskedBatchNorm(channels_first=True)
+  y_cf, upd_cf = jax.jit(lambda v, x: bn_cf.apply(v, x, mask, use_running_average=False, mutable=["batch_stats"]))(
+      v, np.moveaxis(garbage, -1, 0))
+  np.testing.assert_allclose(np.moveaxis(np.asarray(y_cf), 0, -1)[mask], np.asarray(y)[mask], rtol=1e-5, atol=1e-5)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), upd_cf, upd)
   # Evaluation uses the running statistics.
   v2 = {"params": v["params"], "batch_stats": {"mean": jnp.full(6, 2.0), "var": jnp.full(6, 4.0)}}
   np.testing.assert_allclose(bn.apply(v2, x, mask, use_running_average=True), (x - 2.0) / np.sqrt(4.0 + 1e-5),
@@ -324,27 +320,38 @@ def _ref_conv(x, k):
                                       dimension_numbers=("NHWC", "HWIO", "NHWC")).reshape(x.shape[:-1] + (-1,))
 
 
-@pytest.mark.parametrize("factor", [0, 2, 4, "channels_first"])
-def test_conv_same_value_and_gradient(factor):
+@pytest.mark.parametrize("channels_first", [False, True])
+def test_conv_same_value_and_gradient(channels_first):
   rng = np.random.default_rng(6)
   x = jnp.asarray(rng.standard_normal((2, 8, 8, 3)).astype(np.float32))
   k = jnp.asarray(rng.standard_normal((3, 3, 3, 4)).astype(np.float32))
   w = jnp.asarray(rng.standard_normal((2, 8, 8, 4)).astype(np.float32))
 
   def ours(x, k):
-    if factor == "channels_first":
+    if channels_first:
       return jnp.moveaxis(L.conv_same_cf(jnp.moveaxis(x, -1, 0), k), 0, -1)
-    if factor:
-      return L.phase_merge(L.conv_same(L.phase_split(x, factor), k))
     return L.conv_same(x, k)
 
   np.testing.assert_allclose(jax.jit(ours)(x, k), _ref_conv(x, k), rtol=1e-5, atol=1e-5)
-  if factor == 4:
-    return  # the gradient code is shared with factor 2; spare the compile
   g_ref = jax.grad(lambda x, k: jnp.sum(jnp.sin(_ref_conv(x, k)) * w), (0, 1))(x, k)
   g = jax.jit(jax.grad(lambda x, k: jnp.sum(jnp.sin(ours(x, k)) * w), (0, 1)))(x, k)
   for a, b in zip(g, g_ref):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels_first", [False, True])
+def test_conv_kernel_grad_in_chunks(channels_first):
+  """The kernel gradient summed over 1, 2, 3 or 5 chunks of the 30 frames (an odd count of chunks too)."""
+  rng = np.random.default_rng(11)
+  x = jnp.asarray(rng.standard_normal((5, 6, 7, 9, 3)).astype(np.float32))
+  g = jnp.asarray(rng.standard_normal((5, 6, 7, 9, 4)).astype(np.float32))
+  ref = jax.grad(lambda k: jnp.sum(_ref_conv(x, k) * g))(jnp.zeros((3, 3, 3, 4), jnp.float32))
+  per_frame = 7 * 9 * (9 * 3 + 4) * 4
+  if channels_first:
+    x, g = jnp.moveaxis(x, -1, 0), jnp.moveaxis(g, -1, 0)
+  for frames_per_chunk in (30, 15, 10, 6):
+    dk = L.conv_kernel_grad(x, g, 3, channels_first=channels_first, chunk_bytes=frames_per_chunk * per_frame)
+    np.testing.assert_allclose(dk, ref, rtol=1e-4, atol=1e-4, err_msg=f"{frames_per_chunk} frames per chunk")
 
 
 def test_masked_conv_lstm_matches_reference_scan():
@@ -417,16 +424,11 @@ def test_nonlocal_block_is_identity_at_init():
   assert float(jnp.abs(run(v2, h, False) - h).max()) > 1e-3
 
 
-def test_phase_helpers_and_pools():
+def test_pools():
   rng = np.random.default_rng(10)
   x = jnp.asarray(rng.standard_normal((2, 8, 12, 3)).astype(np.float32))
-  for f in (2, 4):
-    np.testing.assert_array_equal(L.phase_merge(L.phase_split(x, f)), x)
   ref_avg = nn.avg_pool(x, (2, 2), (2, 2))
   np.testing.assert_allclose(L.avg_pool2(x), ref_avg, rtol=1e-6, atol=1e-6)
-  np.testing.assert_allclose(L.phase_avg_pool2(L.phase_split(x, 2)), ref_avg, rtol=1e-6, atol=1e-6)
-  np.testing.assert_allclose(L.phase_merge(L.phase_avg_pool2(L.phase_split(x, 4))), ref_avg, rtol=1e-6,
+  np.testing.assert_allclose(L.avg_pool2_cf(jnp.moveaxis(x, -1, 0)), jnp.moveaxis(ref_avg, -1, 0), rtol=1e-6,
                              atol=1e-6)
   np.testing.assert_array_equal(L.max_pool2(x), nn.max_pool(x, (2, 2), (2, 2)))
-  with pytest.raises(ValueError):
-    L.phase_split(x[:, :7], 2)

@@ -5,8 +5,8 @@
 - :class:`MaskedBatchNorm`: BatchNorm whose training statistics come only from the entries a mask marks as real
   (spec §4), with PyTorch's running-average rule (momentum 0.1, unbiased running variance, eps 1e-5).
 - :func:`safe_l2_norm`: sqrt(sum w^2) with a zero (not NaN) gradient at an all-zero tensor (spec §5, "NaN trap").
-- CPU speed helpers for RealSmileNet: :func:`conv_same` (convolution with a hand-written exact gradient), the
-  polyphase representation (:func:`phase_split`, :func:`phase_conv_same`, :func:`phase_avg_pool2`) and
+- CPU speed helpers for RealSmileNet: convolutions with hand-written exact gradients (:func:`conv_same`,
+  channels-last, and :func:`conv_same_cf`, channels-first), their kernel gradient (:func:`conv_kernel_grad`) and
   :func:`fusion_barrier`; exact 2x2 pooling by reshape (the models only pool even-sized maps).
 - :class:`JitInitModule`: the models' base class, whose ``init`` is compiled.
 """
@@ -78,9 +78,9 @@ def _while_identity(tree: Any) -> Any:
 def fusion_barrier(tree: Any) -> Any:
   """Identity that makes XLA materialise ``tree`` (a pytree of arrays) instead of fusing it into its consumers.
 
-  ``jax.lax.optimization_barrier`` is dropped by XLA's CPU pipeline before fusion, and XLA then fuses the small
-  convolutions of :func:`phase_conv_same` into every consumer (pads, phase slices, pools), recomputing them in
-  loops that do not vectorise (measured 4x slower). A data-dependent while loop is a boundary XLA keeps. The
+  ``jax.lax.optimization_barrier`` is dropped by XLA's CPU pipeline before fusion, and XLA then fuses cheap-looking
+  producers (a BatchNorm, a time difference, a small convolution) into every consumer, e.g. into each of a
+  convolution's 27 taps, recomputing them there (measured 1.2-4x slower). A data-dependent while loop is a boundary XLA keeps. The
   gradient is the identity (the cotangent goes through the same barrier).
   """
   return _while_identity(tree)
@@ -101,87 +101,6 @@ def _pad_hw(x: Array, before: int, after: int) -> Array:
   return jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(before, after), (before, after), (0, 0)])
 
 
-# --- Polyphase ("phase") representation -------------------------------------------------------------------------
-# A map y (... x H x W x C, H and W divisible by f) is held as its f*f polyphase components, a list ordered
-# [y_00, y_01, ..., y_(f-1)(f-1)] with y_PQ[i, j] = y[f*i + P, f*j + Q]. A 'SAME' convolution of a phase-held map
-# is computed phase by phase with unit-stride slices only, and a 2x2 average pool of a map held at factor f is the
-# map held at factor f/2 whose components are means of four input components (f = 2: the plain pooled map). XLA
-# fuses conv -> BN -> ReLU -> pool into loops that vectorise; on the full-resolution map the stride-2 pool fused into
-# the convolution does not (measured ~5x slower on CPU). RealSmileNet (conv_impl="phase") holds its frames at f = 4
-# so that both encoder stages run this way.
-
-
-def _factor(phases: Sequence[Array]) -> int:
-  f = int(round(np.sqrt(len(phases))))
-  if f * f != len(phases) or f < 2:
-    raise ValueError(f"a phase-held map needs f*f >= 4 components, got {len(phases)}")
-  return f
-
-
-def phase_split(x_NxHxWxC: Array, factor: int = 2) -> list[Array]:
-  """The factor**2 polyphase components x[..., P::f, Q::f, :] (row-major in (P, Q); H, W divisible by f)."""
-  f = factor
-  if x_NxHxWxC.shape[-3] % f or x_NxHxWxC.shape[-2] % f:
-    raise ValueError(f"phase_split: H and W must be divisible by {f}, got shape {x_NxHxWxC.shape}")
-  return [x_NxHxWxC[..., p::f, q::f, :] for p in range(f) for q in range(f)]
-
-
-def phase_merge(phases: Sequence[Array]) -> Array:
-  """Inverse of :func:`phase_split`: interleave the components back into ... x H x W x C."""
-  f = _factor(phases)
-  *lead, h, w, c = phases[0].shape
-  y = jnp.stack(phases, axis=-4).reshape(*lead, f, f, h, w, c)  # (..., P, Q, i, j, c)
-  n = len(lead)
-  y = jnp.transpose(y, tuple(range(n)) + (n + 2, n, n + 3, n + 1, n + 4))  # (..., i, P, j, Q, c)
-  return y.reshape(*lead, f * h, f * w, c)
-
-
-def phase_avg_pool2(phases: Sequence[Array]) -> Array | list[Array]:
-  """2x2 average pool (stride 2) of a map held at factor f: held at f/2 (a plain array when f = 2)."""
-  f = _factor(phases)
-  g = f // 2
-  if f % 2:
-    raise ValueError(f"phase_avg_pool2: factor must be even, got {f}")
-  out = []
-  for p in range(g):
-    for q in range(g):
-      c = [phases[(2 * p + a) * f + 2 * q + b] for a in (0, 1) for b in (0, 1)]
-      out.append(((c[0] + c[1]) + (c[2] + c[3])) * 0.25)
-  return out[0] if g == 1 else out
-
-
-def phase_conv_same(phases: Sequence[Array], kernel_KxKxIxO: Array) -> list[Array]:
-  """'SAME' stride-1 convolution (odd square kernel) of a map held at factor f; the output is held the same way.
-
-  Output component (A, B) at (i, j) is y[f i + A, f j + B] = sum_{dy,dx,c} x[f i + s_y, f j + s_x, c] k[dy, dx, c]
-  with s = A + dy - r (r = K // 2); input pixel f i + s lives in component s mod f at row i + floor(s / f).
-  """
-  f = _factor(phases)
-  k, kw, c_in, _ = kernel_KxKxIxO.shape
-  if k != kw or k % 2 == 0:
-    raise ValueError(f"phase_conv_same: needs an odd square kernel, got {kernel_KxKxIxO.shape}")
-  r = k // 2
-  pad = -(-r // f)  # ceil(r / f)
-  padded = [_pad_hw(p, pad, pad) for p in phases]
-  h, w = phases[0].shape[-3], phases[0].shape[-2]
-  outs = []
-  for a in range(f):
-    for b in range(f):
-      out = None
-      for dy in range(k):
-        sy = a + dy - r
-        oy = pad + sy // f
-        for dx in range(k):
-          sx = b + dx - r
-          ox = pad + sx // f
-          src = padded[f * (sy % f) + (sx % f)]
-          for i in range(c_in):
-            term = src[..., oy:oy + h, ox:ox + w, i:i + 1] * kernel_KxKxIxO[dy, dx, i]
-            out = term if out is None else out + term
-      outs.append(out)
-  return outs
-
-
 def lax_conv_same(x: Array, kernel: Array) -> Array:
   """'SAME' stride-1 ``lax.conv_general_dilated`` of ... x H x W x I with an HWIO kernel (XLA's own gradient)."""
   lead = x.shape[:-3]
@@ -190,54 +109,27 @@ def lax_conv_same(x: Array, kernel: Array) -> Array:
   return y.reshape(lead + y.shape[1:])
 
 
-def _conv_same_forward(x: Any, kernel: Array) -> Any:
-  if isinstance(x, (list, tuple)):
-    return phase_conv_same(x, kernel)
-  return lax_conv_same(x, kernel)
-
-
-def _windows(x: Sequence[Array], k: int, *, hw_last: bool = False) -> list[list[Array]]:
-  """The input windows of a 'SAME' k x k correlation, per output component and kernel tap.
-
-  ``x``: one map ... x H x W x C (a one-element list) or its f*f polyphase components. Returns, for each output
-  component (one, or f*f in phase order), the k*k windows in (dy, dx) order, each of the output's size in H and W:
-  the convolution is the sum over taps of window[dy, dx] . K[dy, dx]. ``hw_last``: one map ... x H x W (no
-  channel axis).
-  """
+def _windows(x: Array, k: int, *, hw_last: bool = False) -> list[Array]:
+  """The k*k input windows of a 'SAME' k x k correlation of ``x`` (... x H x W x C, or ... x H x W with
+  ``hw_last``), in (dy, dx) order, each of x's size in H and W: the correlation is sum over taps of
+  window[dy, dx] . K[dy, dx]."""
   r = k // 2
+  h, w = x.shape[-2:] if hw_last else x.shape[-3:-1]
   if hw_last:
-    padded = jnp.pad(x[0], [(0, 0)] * (x[0].ndim - 2) + [(r, r), (r, r)])
-    h, w = x[0].shape[-2:]
-    return [[padded[..., dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)]]
-  if len(x) == 1:
-    padded = _pad_hw(x[0], r, r)
-    h, w = x[0].shape[-3], x[0].shape[-2]
-    return [[padded[..., dy:dy + h, dx:dx + w, :] for dy in range(k) for dx in range(k)]]
-  f = _factor(x)
-  pad = -(-r // f)
-  padded = [_pad_hw(p, pad, pad) for p in x]
-  h, w = x[0].shape[-3], x[0].shape[-2]
-  out = []
-  for a in range(f):
-    for b in range(f):
-      taps = []
-      for dy in range(k):
-        for dx in range(k):
-          sy, sx = a + dy - r, b + dx - r
-          oy, ox = pad + sy // f, pad + sx // f
-          taps.append(padded[f * (sy % f) + (sx % f)][..., oy:oy + h, ox:ox + w, :])
-      out.append(taps)
-  return out
+    padded = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)])
+    return [padded[..., dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)]
+  padded = _pad_hw(x, r, r)
+  return [padded[..., dy:dy + h, dx:dx + w, :] for dy in range(k) for dx in range(k)]
 
 
 KERNEL_GRAD_CHUNK_BYTES = 1 << 21  # patch matrix + cotangent per chunk: ~2 MB stays in this CPU's caches
 
 
-def conv_kernel_grad(x: Any, g: Any, k: int, *, channels_first: bool = False,
+def conv_kernel_grad(x: Array, g: Array, k: int, *, channels_first: bool = False,
                      chunk_bytes: int = KERNEL_GRAD_CHUNK_BYTES) -> Array:
   """dL/dK[dy, dx, i, o] = sum over positions p of x_pad[p + (dy, dx) - r, i] * g[p, o], the kernel gradient of a
-  'SAME' k x k correlation. ``x``: an array ... x H x W x I, a phase-held map (a list), or with ``channels_first``
-  an array I x ... x H x W; ``g`` alike with O channels.
+  'SAME' k x k correlation. ``x``: ... x H x W x I, or I x ... x H x W with ``channels_first``; ``g`` alike with
+  O channels.
 
   Computed chunk by chunk over the leading (frame) axes, one matrix product per chunk,
   P (k k I x positions) . G^T (positions x O), where P stacks the k*k input windows channel-major. A chunk holds
@@ -247,63 +139,55 @@ def conv_kernel_grad(x: Any, g: Any, k: int, *, channels_first: bool = False,
   is ~100x slower.
   """
   if channels_first:  # I x N x H x W
-    xs, gs = [x.reshape(x.shape[0], -1, *x.shape[-2:])], [g.reshape(g.shape[0], -1, *g.shape[-2:])]
-    frame_axis = 1
-  else:
-    xs = [p.reshape(-1, *p.shape[-3:]) for p in (x if isinstance(x, (list, tuple)) else [x])]
-    gs = [p.reshape(-1, *p.shape[-3:]) for p in (g if isinstance(g, (list, tuple)) else [g])]
-    frame_axis = 0
-  n = xs[0].shape[frame_axis]
-  c_in, c_out = (xs[0].shape[0], gs[0].shape[0]) if channels_first else (xs[0].shape[-1], gs[0].shape[-1])
-  h, w = xs[0].shape[-2:] if channels_first else xs[0].shape[-3:-1]
-  per_frame = len(gs) * h * w * (k * k * c_in + c_out) * 4
-  chunk = max(1, min(n, chunk_bytes // per_frame))
+    x, g = x.reshape(x.shape[0], -1, *x.shape[-2:]), g.reshape(g.shape[0], -1, *g.shape[-2:])
+    frame_axis, (c_in, n, h, w), c_out = 1, x.shape, g.shape[0]
+  else:  # N x H x W x I
+    x, g = x.reshape(-1, *x.shape[-3:]), g.reshape(-1, *g.shape[-3:])
+    frame_axis, (n, h, w, c_in), c_out = 0, x.shape, g.shape[-1]
+  chunk = max(1, min(n, chunk_bytes // (h * w * (k * k * c_in + c_out) * 4)))
   while n % chunk:
     chunk -= 1
 
   def add_chunk(i, acc):
-    xc, gc = [[jax.lax.dynamic_slice_in_dim(p, i * chunk, chunk, frame_axis) for p in ps] for ps in (xs, gs)]
+    xc, gc = [jax.lax.dynamic_slice_in_dim(a, i * chunk, chunk, frame_axis) for a in (x, g)]
     if not channels_first:
       # Channel-major, so windows are slices of the (H, W) axes and P is stacked along a major axis (block
       # copies); a minor-axis concatenation of 3- or 4-channel pieces is what made a single im2col slow.
-      xc = [jnp.moveaxis(p, -1, 0)[..., None] for p in xc]  # [I, chunk, h, w, 1]
-      gc = [jnp.moveaxis(p, -1, 0) for p in gc]  # [O, chunk, h, w]
-    # [k k, I, parts, chunk, h, w(, 1)]
-    patches = jnp.stack([jnp.stack(taps) for taps in _windows(xc, k, hw_last=channels_first)], axis=2)
-    gt = jnp.stack(gc, axis=1)  # [O, parts, chunk, h, w]
-    return acc + jnp.dot(patches.reshape(k * k * c_in, -1), gt.reshape(c_out, -1).T)
+      xc, gc = jnp.moveaxis(xc, -1, 0), jnp.moveaxis(gc, -1, 0)
+    patches = jnp.stack(_windows(xc, k, hw_last=True))  # [k k, I, chunk, h, w]
+    return acc + jnp.dot(patches.reshape(k * k * c_in, -1), gc.reshape(c_out, -1).T)
 
   acc = jnp.zeros((k * k * c_in, c_out), jnp.float32)
-  acc = add_chunk(0, acc) if n == chunk else jax.lax.fori_loop(0, n // chunk, add_chunk, acc)
+  n_chunks = n // chunk
+  if n_chunks == 1:
+    acc = add_chunk(0, acc)
+  else:  # two independent loops, which XLA's CPU runtime can run on two cores at once
+    half = n_chunks // 2
+    acc = (jax.lax.fori_loop(0, half, add_chunk, acc)
+           + jax.lax.fori_loop(half, n_chunks, add_chunk, jnp.zeros_like(acc)))
   return acc.reshape(k, k, c_in, c_out)
 
 
 @jax.custom_vjp
-def conv_same(x: Any, kernel_KxKxIxO: Array) -> Any:
-  """'SAME' stride-1 convolution (cross-correlation, odd square kernel, no bias) of ``x``: an array ... x H x W x I
-  (``lax.conv_general_dilated``) or a phase-held map (a list, :func:`phase_conv_same`; output held the same way).
+def conv_same(x: Array, kernel_KxKxIxO: Array) -> Array:
+  """'SAME' stride-1 convolution (cross-correlation, odd square kernel, no bias) of ... x H x W x I by
+  ``lax.conv_general_dilated``, with a custom gradient.
 
-  Custom gradient: dL/dx is the same convolution of the cotangent with the spatially flipped, in/out-transposed
-  kernel (the transpose of a 'SAME' correlation with an odd kernel), computed by the same fast forward path, and
-  dL/dK by dots over all positions (:func:`conv_kernel_grad`). Both are mathematically the exact gradient.
+  dL/dx is the same convolution of the cotangent with the spatially flipped, in/out-transposed kernel (the
+  transpose of a 'SAME' correlation with an odd kernel) and dL/dK is :func:`conv_kernel_grad`; both are exactly
+  the gradient. XLA's own kernel-gradient convolution is ~100x slower on CPU for these shapes.
   """
-  return _conv_same_forward(x, kernel_KxKxIxO)
+  return lax_conv_same(x, kernel_KxKxIxO)
 
 
 def _conv_same_fwd(x, kernel):
-  return _conv_same_forward(x, kernel), (x, kernel)
+  return lax_conv_same(x, kernel), (x, kernel)
 
 
 def _conv_same_bwd(res, g):
   x, kernel = res
-  k = kernel.shape[0]
-  if isinstance(g, (list, tuple)):
-    g = fusion_barrier(list(g))
-  kernel_t = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
-  dx = _conv_same_forward(g, kernel_t)
-  if isinstance(x, (list, tuple)):
-    dx = type(x)(fusion_barrier(dx))
-  return dx, conv_kernel_grad(x, g, k)
+  return (lax_conv_same(g, jnp.flip(kernel, (0, 1)).swapaxes(2, 3)),
+          conv_kernel_grad(x, g, kernel.shape[0]))
 
 
 conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
@@ -313,8 +197,8 @@ conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
 # RealSmileNet's temporal attention and encoder maps have 3-6 channels. Held channels-last (N x H x W x C) the
 # vectorised axis is 3-6 long; held channels-first (C x N x H x W, frames on a major axis) every tap of a
 # convolution is a scalar times a shifted slice whose rows are 48 (or 24) contiguous floats. Measured (one core,
-# 800 frames, 48 x 48): a 3->4 convolution 23 ms against 76 ms for the polyphase path, its 4->3 input gradient
-# 32 ms against 139 ms.
+# 800 frames, 48 x 48): a 3->4 convolution 23 ms against 76 ms for the former channels-last polyphase code
+# (removed), its 4->3 input gradient 32 ms against 139 ms, lax.conv_general_dilated channels-last 231 ms.
 
 
 def _conv_cf(x_Ix___xHxW: Array, kernel_KxKxIxO: Array) -> Array:
@@ -364,15 +248,13 @@ def avg_pool2_cf(x_Cx___xHxW: Array) -> Array:
   return ((y[..., 0, :, 0] + y[..., 0, :, 1]) + (y[..., 1, :, 0] + y[..., 1, :, 1])) * 0.25
 
 
-CONV_IMPLS = ("cnhw", "phase", "lax")
+CONV_IMPLS = ("cnhw", "lax")
 
 
 class SmallConv(nn.Module):
   """A 'SAME' stride-1 conv layer (odd square kernel) with params ``kernel`` (k, k, I, O) and ``bias`` (O,)
-  (PyTorch-default inits unless given), computed by :func:`conv_same` (or :func:`conv_same_cf`).
-
-  Input: an array ... x H x W x I, a phase-held map (a list of f*f arrays, giving a phase-held output), or with
-  ``channels_first`` an array I x ... x H x W (giving O x ... x H x W). The parameters are the same in all three.
+  (PyTorch-default inits unless given), computed by :func:`conv_same` on ... x H x W x I, or with
+  ``channels_first`` by :func:`conv_same_cf` on I x ... x H x W (output O x ... x H x W). Same parameters in both.
   """
 
   features: int
@@ -382,16 +264,14 @@ class SmallConv(nn.Module):
   channels_first: bool = False
 
   @nn.compact
-  def __call__(self, x: Array | Sequence[Array]) -> Array | list[Array]:
-    phased = isinstance(x, (list, tuple))
-    c_in = x.shape[0] if self.channels_first else (x[0] if phased else x).shape[-1]
+  def __call__(self, x: Array) -> Array:
+    c_in = x.shape[0] if self.channels_first else x.shape[-1]
     k = self.kernel_size
     kernel = self.param("kernel", self.kernel_init or torch_kernel_init, (k, k, c_in, self.features), jnp.float32)
     bias = self.param("bias", self.bias_init or torch_bias_init(k * k * c_in), (self.features,), jnp.float32)
     if self.channels_first:
       return conv_same_cf(x, kernel) + bias.reshape((-1,) + (1,) * (x.ndim - 1))
-    y = conv_same(list(x) if phased else x, kernel)
-    return [p + bias for p in y] if phased else y + bias
+    return conv_same(x, kernel) + bias
 
 
 def torch_dense(features: int, in_features: int, *, name: str | None = None) -> nn.Dense:
@@ -467,13 +347,12 @@ class JitInitModule(nn.Module):
 
 
 class MaskedBatchNorm(nn.Module):
-  """BatchNorm over the last (channel) axis whose statistics use only the entries marked real (spec §4).
-
-  ``x`` is an array, or a list of same-shape arrays that are parts of one map (e.g. its four phases): then the
-  statistics are pooled over all parts and a list is returned.
+  """BatchNorm over the last (or, with ``channels_first``, the first) axis whose statistics use only the entries
+  marked real (spec §4).
 
   For features x (..., C) and a bool ``mask`` covering the leading axes of x (shape ``x.shape[:mask.ndim]``, e.g.
-  [B, T] for frames B x T x H x W x C; ``None`` = everything real), in training:
+  [B, T] for frames B x T x H x W x C; ``None`` = everything real), or x (C, ...) with the mask covering the axes
+  right after the channel axis, in training:
 
       n   = (number of real entries along all non-channel axes)  = H * W * sum(m)   for frames
       mu  = sum(m * x) / n,     var = sum(m * (x - mu)^2) / n          (biased, used to normalise)
@@ -497,16 +376,8 @@ class MaskedBatchNorm(nn.Module):
   channels_first: bool = False  # x is C x ... (the mask then covers the axes right after the channel axis)
 
   @nn.compact
-  def __call__(self, x: Array | Sequence[Array], mask: Array | None = None, *,
-               use_running_average: bool) -> Array | list[Array]:
-    is_parts = isinstance(x, (list, tuple))
-    if is_parts:  # several parts of one map (e.g. its phases): shared statistics
-      parts = list(x)
-      if any(p.shape != parts[0].shape for p in parts):
-        raise ValueError(f"MaskedBatchNorm: parts differ in shape: {[p.shape for p in parts]}")
-    else:
-      parts = [x]
-    x = parts[0]
+  def __call__(self, x: Array, mask: Array | None = None, *,
+               use_running_average: bool) -> Array:
     cf = self.channels_first
     c = x.shape[0] if cf else x.shape[-1]
     ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
@@ -523,9 +394,9 @@ class MaskedBatchNorm(nn.Module):
       mean, var = ra_mean.value, ra_var.value
     else:
       if mask is None:
-        n = jnp.asarray(float(len(parts) * np.prod(other)), jnp.float32)
-        mean = sum(jnp.sum(p, axis=axes) for p in parts) / n
-        var = sum(jnp.sum(jnp.square(p - per_channel(mean)), axis=axes) for p in parts) / n
+        n = jnp.asarray(float(np.prod(other)), jnp.float32)
+        mean = jnp.sum(x, axis=axes) / n
+        var = jnp.sum(jnp.square(x - per_channel(mean)), axis=axes) / n
       else:
         mask = jnp.asarray(mask, bool)
         if mask.shape != other[:mask.ndim] or mask.ndim >= x.ndim:
@@ -533,16 +404,16 @@ class MaskedBatchNorm(nn.Module):
                            f"axes of x with shape {x.shape}")
         m = mask.reshape(((1,) if cf else ()) + mask.shape + (1,) * (len(other) - mask.ndim + (0 if cf else 1)))
         per_mask_entry = float(np.prod(other[mask.ndim:]))  # e.g. H * W for frames
-        n_real = jnp.sum(mask.astype(jnp.float32)) * per_mask_entry * len(parts)
+        n_real = jnp.sum(mask.astype(jnp.float32)) * per_mask_entry
         n = jnp.maximum(n_real, 1.0)
         # where(), not m * x: a padded NaN/inf must not reach the sums (0 * inf = NaN).
-        mean = sum(jnp.sum(jnp.where(m, p, 0.0), axis=axes) for p in parts) / n
-        var = sum(jnp.sum(jnp.where(m, jnp.square(p - per_channel(mean)), 0.0), axis=axes) for p in parts) / n
+        mean = jnp.sum(jnp.where(m, x, 0.0), axis=axes) / n
+        var = jnp.sum(jnp.where(m, jnp.square(x - per_channel(mean)), 0.0), axis=axes) / n
       if not self.is_initializing():
         unbiased = var * n / jnp.maximum(n - 1.0, 1.0)
         ra_mean.value = self.momentum * ra_mean.value + (1.0 - self.momentum) * jax.lax.stop_gradient(mean)
         ra_var.value = self.momentum * ra_var.value + (1.0 - self.momentum) * jax.lax.stop_gradient(unbiased)
 
     inv = per_channel(jax.lax.rsqrt(var + self.epsilon) * scale)
-    out = [(p - per_channel(mean)) * inv + per_channel(bias) for p in parts]
-    return out if is_parts else out[0]
+    return (x - per_channel(mean)) * inv + per_channel(bias)
+

@@ -28,17 +28,16 @@ Implementation notes (speed on CPU; the function is unchanged, checked by tests 
   (:class:`ConvLSTMCell`) that receives the hidden half of the kernel as a broadcast input, so the parameter tree is
   unchanged (``convlstm/kernel``, ``convlstm/bias``). The cell's step is :func:`conv_lstm_step`, a
   ``jax.custom_vjp`` with the exact gradient of one step written out: XLA's own transpose of the in-loop
-  convolution w.r.t. the kernel is a kernel-gradient convolution per step, ~100x slower on CPU than the k*k dots
-  used instead.
+  convolution w.r.t. the kernel is a kernel-gradient convolution per step, ~100x slower on CPU than the patch
+  product used instead (``layers.conv_kernel_grad``).
 - ``conv_impl="cnhw"`` (default): the temporal attention and the encoder (3->3, 3->4, 4->6 channels, for which
   XLA's CPU convolution is very slow) hold their maps channels-first, C x B x T x H x W, so each convolution tap is
   a scalar times a shifted slice with 48 (24) contiguous floats per row; the convolutions' input gradients are the
-  same sums, their kernel gradients chunked patch products (``layers.conv_same_cf``). On the 2-core development
-  CPU the training step (B = 16, T = 50, one core) went from ~1.14 s with ``"phase"`` to ~0.83-0.88 s.
-  ``conv_impl="phase"`` runs them as fused shifted multiply-adds on the frames' polyphase components
-  (channels-last), with :func:`layers.fusion_barrier` between stages: as fast for inference, slower to train.
-  ``conv_impl="lax"`` uses ``lax.conv_general_dilated`` (for accelerators). All three share parameters,
-  initialisation and results.
+  same sums, their kernel gradients chunked patch products (``layers.conv_same_cf``), with
+  :func:`layers.fusion_barrier` between stages. On the 2-core development CPU (B = 16, T = 50, one core) the
+  training step went from 1.44-1.60 s with the former channels-last polyphase code (removed; as fast for
+  inference) to 0.64-0.77 s. ``conv_impl="lax"`` uses ``lax.conv_general_dilated`` channels-last (for
+  accelerators). Both share parameters, initialisation and results.
 """
 
 from __future__ import annotations
@@ -49,9 +48,8 @@ import jax.numpy as jnp
 
 from smilejax.models.layers import (CONV_IMPLS, Array, JitInitModule, MaskedBatchNorm, SmallConv, avg_pool2,
                                     avg_pool2_cf, conv_kernel_grad, conv_same, fusion_barrier, lax_conv_same,
-                                    lstm_gates, max_pool2,
-                                    phase_avg_pool2, phase_split, time_mask, torch_bias_init, torch_conv,
-                                    torch_dense, torch_kernel_init)
+                                    lstm_gates, max_pool2, time_mask, torch_bias_init, torch_conv, torch_dense,
+                                    torch_kernel_init)
 
 
 def ta_kernel_init(key: Array, shape, dtype=jnp.float32) -> Array:
@@ -73,31 +71,26 @@ def _time_diff(x: Array, axis: int = 1) -> Array:
 class TemporalAttention(nn.Module):
   """x'_t = x_t + x_t * Conv3x3(D_t), D_t = x_t - x_{t-1}, D_0 = 0 (spec §3.1).
 
-  Input B x T x H x W x C, its polyphase components (a list, see ``layers.phase_split``), or with
-  ``channels_first`` C x B x T x H x W; the output is held the same way.
+  Input B x T x H x W x C, or with ``channels_first`` C x B x T x H x W; the output is held the same way.
   """
 
   channels_first: bool = False
 
   @nn.compact
-  def __call__(self, x: Array | list[Array]) -> Array | list[Array]:
-    phased = isinstance(x, (list, tuple))
-    c = x.shape[0] if self.channels_first else (x[0] if phased else x).shape[-1]
-    conv = SmallConv(c, 3, kernel_init=ta_kernel_init, bias_init=nn.initializers.zeros,
-                     channels_first=self.channels_first, name="conv")
-    if self.channels_first:  # materialised stages: fused into the taps, each would be recomputed 27 times
+  def __call__(self, x: Array) -> Array:
+    cf = self.channels_first
+    conv = SmallConv(x.shape[0] if cf else x.shape[-1], 3, kernel_init=ta_kernel_init,
+                     bias_init=nn.initializers.zeros, channels_first=cf, name="conv")
+    if cf:  # materialised stages: fused into the taps, each would be recomputed 27 times
       return fusion_barrier(x + x * conv(fusion_barrier(_time_diff(x, axis=2))))
-    if phased:
-      return fusion_barrier([p + p * a for p, a in zip(x, conv([_time_diff(p) for p in x]))])
     return x + x * conv(_time_diff(x))
 
 
 class FrameEncoder(nn.Module):
   """BN -> Conv3x3 3->4 -> BN -> ReLU -> AvgPool2 -> Conv3x3 4->6 -> BN -> ReLU -> AvgPool2 -> Dropout2d (§3.2).
 
-  Input B x T x H x W x C; C x B x T x H x W with ``conv_impl="cnhw"``; or its 2x2 polyphase components with
-  ``conv_impl="phase"``, where each conv -> BN -> ReLU -> pool stage runs on phases, with fusion barriers between
-  stages (same result up to float rounding; see ``layers``). Output B x T x H/4 x W/4 x 6.
+  Input B x T x H x W x C, or C x B x T x H x W with ``conv_impl="cnhw"`` (then materialised between stages,
+  see ``layers.fusion_barrier``). Output B x T x H/4 x W/4 x 6.
   """
 
   channels: tuple[int, int] = (4, 6)
@@ -107,39 +100,24 @@ class FrameEncoder(nn.Module):
   conv_impl: str = "cnhw"
 
   @nn.compact
-  def __call__(self, x: Array | list[Array], mask_BxT: Array, *, train: bool) -> Array:
+  def __call__(self, x: Array, mask_BxT: Array, *, train: bool) -> Array:
     if self.conv_impl not in CONV_IMPLS:
       raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
-
     cf = self.conv_impl == "cnhw"
+    barrier = fusion_barrier if cf else (lambda a: a)
 
     def bn(name):
       return MaskedBatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon, channels_first=cf, name=name)
 
-    x = bn("bn0")(x, mask_BxT, use_running_average=not train)
-    if cf:  # x: C x B x T x H x W
-      x = fusion_barrier(x)  # the convolution's input, read by 27 taps per output channel
-      for i, c_out in enumerate(self.channels):
-        y = SmallConv(c_out, 3, channels_first=True, name=f"conv{i + 1}")(x)
-        if train:  # BN statistics read y twice more: compute it once
-          y = fusion_barrier(y)
-        y = bn(f"bn{i + 1}")(y, mask_BxT, use_running_average=not train)
-        x = fusion_barrier(avg_pool2_cf(nn.relu(y)))
-      x = jnp.moveaxis(x, 0, -1)  # B x T x H/4 x W/4 x C for the ConvLSTM
-      return nn.Dropout(self.dropout, broadcast_dims=(2, 3), deterministic=not train)(x)
+    x = barrier(bn("bn0")(x, mask_BxT, use_running_average=not train))  # read by 27 taps per output channel
     for i, c_out in enumerate(self.channels):
-      conv = SmallConv(c_out, 3, name=f"conv{i + 1}")
-      if self.conv_impl == "phase":
-        if not isinstance(x, (list, tuple)):
-          x = fusion_barrier(phase_split(x, 2))
-        y = conv(x)
-        if train:  # BN statistics read y twice more: compute it once
-          y = fusion_barrier(y)
-        y = bn(f"bn{i + 1}")(y, mask_BxT, use_running_average=not train)
-        x = fusion_barrier(phase_avg_pool2([nn.relu(p) for p in y]))
-      else:
-        y = bn(f"bn{i + 1}")(conv(x), mask_BxT, use_running_average=not train)
-        x = avg_pool2(nn.relu(y))
+      y = SmallConv(c_out, 3, channels_first=cf, name=f"conv{i + 1}")(x)
+      if train:  # BN statistics read y twice more: compute it once
+        y = barrier(y)
+      y = bn(f"bn{i + 1}")(y, mask_BxT, use_running_average=not train)
+      x = barrier((avg_pool2_cf if cf else avg_pool2)(nn.relu(y)))
+    if cf:
+      x = jnp.moveaxis(x, 0, -1)  # B x T x H/4 x W/4 x C for the ConvLSTM
     # Dropout2d: one keep/drop decision per (video, frame, channel), shared over H and W.
     return nn.Dropout(self.dropout, broadcast_dims=(2, 3), deterministic=not train)(x)
 
@@ -151,7 +129,7 @@ def conv_lstm_step(gx_BxHxWxG: Array, c_prev: Array, h_prev: Array, kernel_h: Ar
 
   Custom gradient (exact): with dc = dc_out + dh_out sig(o) (1 - tanh(c)^2), dz = [dc g i(1-i), dc c_prev f(1-f),
   dh_out tanh(c) o(1-o), dc i (1-g^2)]; dgx = dz, dc_prev = dc f, dh_prev = a forward-style convolution of dz with
-  the flipped, in/out-transposed kernel, and dL/dkernel_h = corr(h_prev, dz) by k*k dots over all positions
+  the flipped, in/out-transposed kernel, and dL/dkernel_h = corr(h_prev, dz) as one patch product over all positions
   (``layers.conv_kernel_grad``). XLA's own transpose of this convolution w.r.t. the kernel is a kernel-gradient
   convolution that is ~100x slower on CPU for these shapes.
   """
@@ -294,8 +272,7 @@ class RealSmileNet(JitInitModule):
   bn_momentum: float = 0.9  # Flax convention: keep 0.9 of the old value (PyTorch momentum 0.1)
   bn_epsilon: float = 1e-5
   scan_unroll: int = 1
-  conv_impl: str = "cnhw"  # how TA and the encoder run: "cnhw" (fastest on CPU), "phase" or "lax" (module doc)
-  phase_factor: int = 2  # conv_impl="phase": frames held as phase_factor**2 polyphase components (2 or 4)
+  conv_impl: str = "cnhw"  # how TA and the encoder run: "cnhw" (fast on CPU) or "lax" (module docstring)
 
   @nn.compact
   def __call__(self, frames_BxTxHxWxC: Array, lengths_B: Array, *, train: bool) -> tuple[Array, Array]:
@@ -313,8 +290,6 @@ class RealSmileNet(JitInitModule):
       raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
     if self.conv_impl == "cnhw":  # TA and the encoder run channels-first (layers: "cnhw" representation)
       x = fusion_barrier(jnp.moveaxis(x, -1, 0))  # once: fused into each consumer, the 3-channel transpose is slow
-    elif self.conv_impl == "phase":  # TA and the first encoder stage run on the frames' polyphase components
-      x = fusion_barrier(phase_split(x, self.phase_factor))
     x = TemporalAttention(channels_first=self.conv_impl == "cnhw", name="ta")(x)
     x = FrameEncoder(self.encoder_channels, self.encoder_dropout, self.bn_momentum, self.bn_epsilon,
                      self.conv_impl, name="encoder")(x, mask_BxT, train=train)
