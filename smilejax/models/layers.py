@@ -80,8 +80,8 @@ def fusion_barrier(tree: Any) -> Any:
 
   ``jax.lax.optimization_barrier`` is dropped by XLA's CPU pipeline before fusion, and XLA then fuses cheap-looking
   producers (a BatchNorm, a time difference, a small convolution) into every consumer, e.g. into each of a
-  convolution's 27 taps, recomputing them there (measured 1.2-4x slower). A data-dependent while loop is a boundary XLA keeps. The
-  gradient is the identity (the cotangent goes through the same barrier).
+  convolution's 27 taps, recomputing them there (measured 1.2-4x slower). A data-dependent while loop is a
+  boundary XLA keeps. The gradient is the identity (the cotangent goes through the same barrier).
   """
   return _while_identity(tree)
 
@@ -97,10 +97,6 @@ def _fusion_barrier_bwd(_, g):
 fusion_barrier.defvjp(_fusion_barrier_fwd, _fusion_barrier_bwd)
 
 
-def _pad_hw(x: Array, before: int, after: int) -> Array:
-  return jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(before, after), (before, after), (0, 0)])
-
-
 def lax_conv_same(x: Array, kernel: Array) -> Array:
   """'SAME' stride-1 ``lax.conv_general_dilated`` of ... x H x W x I with an HWIO kernel (XLA's own gradient)."""
   lead = x.shape[:-3]
@@ -109,17 +105,13 @@ def lax_conv_same(x: Array, kernel: Array) -> Array:
   return y.reshape(lead + y.shape[1:])
 
 
-def _windows(x: Array, k: int, *, hw_last: bool = False) -> list[Array]:
-  """The k*k input windows of a 'SAME' k x k correlation of ``x`` (... x H x W x C, or ... x H x W with
-  ``hw_last``), in (dy, dx) order, each of x's size in H and W: the correlation is sum over taps of
-  window[dy, dx] . K[dy, dx]."""
+def _windows(x_Ix___xHxW: Array, k: int) -> list[Array]:
+  """The k*k input windows of a 'SAME' k x k correlation of a map ... x H x W, in (dy, dx) order, each of its size:
+  the correlation is the sum over taps of window[dy, dx] . K[dy, dx]."""
   r = k // 2
-  h, w = x.shape[-2:] if hw_last else x.shape[-3:-1]
-  if hw_last:
-    padded = jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)])
-    return [padded[..., dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)]
-  padded = _pad_hw(x, r, r)
-  return [padded[..., dy:dy + h, dx:dx + w, :] for dy in range(k) for dx in range(k)]
+  h, w = x_Ix___xHxW.shape[-2:]
+  padded = jnp.pad(x_Ix___xHxW, [(0, 0)] * (x_Ix___xHxW.ndim - 2) + [(r, r), (r, r)])
+  return [padded[..., dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)]
 
 
 KERNEL_GRAD_CHUNK_BYTES = 1 << 21  # patch matrix + cotangent per chunk: ~2 MB stays in this CPU's caches
@@ -154,7 +146,7 @@ def conv_kernel_grad(x: Array, g: Array, k: int, *, channels_first: bool = False
       # Channel-major, so windows are slices of the (H, W) axes and P is stacked along a major axis (block
       # copies); a minor-axis concatenation of 3- or 4-channel pieces is what made a single im2col slow.
       xc, gc = jnp.moveaxis(xc, -1, 0), jnp.moveaxis(gc, -1, 0)
-    patches = jnp.stack(_windows(xc, k, hw_last=True))  # [k k, I, chunk, h, w]
+    patches = jnp.stack(_windows(xc, k))  # [k k, I, chunk, h, w]
     return acc + jnp.dot(patches.reshape(k * k * c_in, -1), gc.reshape(c_out, -1).T)
 
   acc = jnp.zeros((k * k * c_in, c_out), jnp.float32)
