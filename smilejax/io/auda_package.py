@@ -202,6 +202,11 @@ def _read_au_si(au_files: dict[str, list[Path]], si_files: dict[str, list[Path]]
     return au, si
 
 
+def _some(ids: list[str], n: int = 5) -> str:
+    """The first ``n`` ids, comma-separated, with " ..." when there are more (for one-line error messages)."""
+    return ", ".join(ids[:n]) + (" ..." if len(ids) > n else "")
+
+
 def read_auda_package(root: str | os.PathLike, *, ids: list[str] | None = None) -> dict[str, AudaPackageVideo]:
     """Read a package folder: id -> :class:`AudaPackageVideo` for every id found (or only ``ids``).
 
@@ -330,8 +335,7 @@ def package_to_corpus(package_root: str | os.PathLike, out: str | os.PathLike, *
         raise InputError(f"{package_root / ACTION_UNITS_DIR}: no action-unit tables")
     no_si = sorted(set(au_files) - set(si_files))
     if no_si:
-        raise InputError(f"{package_root / SI_DIR}: no smile-intensity file for {len(no_si)} id(s): "
-                         f"{', '.join(no_si[:5])}{' ...' if len(no_si) > 5 else ''}")
+        raise InputError(f"{package_root / SI_DIR}: no smile-intensity file for {len(no_si)} id(s): {_some(no_si)}")
     ids = sorted(au_files)
     if folds is None:
         official = nemo.read_fold_lists(None)
@@ -339,13 +343,13 @@ def package_to_corpus(package_root: str | os.PathLike, out: str | os.PathLike, *
         unlisted = [v for v in ids if v not in in_lists]
         if unlisted:
             raise InputError(f"{package_root}: {len(unlisted)} id(s) in no official UvA-NEMO fold list: "
-                             f"{', '.join(unlisted[:5])}{' ...' if len(unlisted) > 5 else ''} (pass folds)")
+                             f"{_some(unlisted)} (pass folds)")
         present = set(ids)
         folds = {k: [v for v in fold_ids if v in present] for k, fold_ids in official.items()}
     absent = [v for fold_ids in folds.values() for v in fold_ids if v not in au_files]
     if absent:
         raise InputError(f"{package_root / ACTION_UNITS_DIR}: no action-unit table for {len(absent)} fold-list id(s): "
-                         f"{', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}")
+                         f"{_some(absent)}")
     empty = [k for k, fold_ids in folds.items() if not fold_ids]
     if empty:
         raise InputError(f"{package_root}: fold(s) {empty} have no video in the package")
