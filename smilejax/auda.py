@@ -236,13 +236,9 @@ def _keep(x: jax.Array, one: jax.Array | None) -> jax.Array:
     """``x / one`` with ``one`` a runtime 1.0: numerically the identity (IEEE division by 1 is exact), but XLA treats a
     floating division as expensive and does not duplicate it into every consumer fusion, so an intermediate that many
     window slices read (the padded series, the window means, the sums) is computed once instead of once per slice.
-    Integer arrays are floor-divided by an integer 1 instead (exact as well). A performance hint only; with
-    ``one=None`` it is a no-op."""
-    if one is None:
-        return x
-    if jnp.issubdtype(x.dtype, jnp.floating):
-        return x / one.astype(x.dtype)
-    return x // one.astype(x.dtype)
+    Floating arrays only (integer ones are carried as floats where this matters, see :func:`_cum_extreme`). A
+    performance hint only; with ``one=None`` it is a no-op."""
+    return x if one is None else x / one.astype(x.dtype)
 
 
 def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products: bool = False, *,
@@ -922,9 +918,10 @@ def _segments_core(g_SxBxRxC, idx_SxBxR, counts_BxR, row_label_BxR, *, fps: floa
     # 1 for the first ``count`` slots of each row (each frame once in the sums), 0 for the repeats
     first_uses = (jnp.arange(n_slots)[:, None, None] < counts_BxR[None])[..., None]    # [slots, B, R, 1]
 
-    def to_labels(stat_BxRx, reduce, empty):  # per-row statistic [B, R, ...] -> per label [B, L, ...]
-        shape = (b, n_rows) + (1,) * (stat_BxRx.ndim - 2)
-        return jnp.stack([reduce(jnp.where(m.reshape(shape), stat_BxRx, empty), axis=1) for m in row_of], axis=1)
+    def to_labels(stat, reduce, empty, row_axis=1):  # per-row statistic (rows on row_axis) -> per label [B, L, ...]
+        shape = [b] + [1] * (stat.ndim - 1)
+        shape[row_axis] = n_rows
+        return jnp.stack([reduce(jnp.where(m.reshape(shape), stat, empty), axis=row_axis) for m in row_of], axis=1)
 
     def per_segment(stat_BxLx, op, empty):  # [B, L, ...] -> [B, S, ...] (absent labels replaced by ``empty``)
         stat_BxLx = jnp.where(present.reshape((b, n_lab) + (1,) * (stat_BxLx.ndim - 2)), stat_BxLx, empty)
@@ -974,13 +971,8 @@ def _segments_core(g_SxBxRxC, idx_SxBxR, counts_BxR, row_label_BxR, *, fps: floa
                 r_max.append(hi_v)
         r_min = jnp.concatenate(r_min, axis=1)                          # [B, P, W, R] (circulant rows)
         r_max = jnp.concatenate(r_max, axis=1)
-
-        def rows_to_labels(stat_BxPxWxR, reduce, empty):  # over the minor row axis -> [B, L, P, W]
-            return jnp.stack([reduce(jnp.where(m[:, None, None, :], stat_BxPxWxR, empty), axis=-1) for m in row_of],
-                             axis=1)
-
-        c_min = per_segment(rows_to_labels(r_min, jnp.min, jnp.inf), jnp.minimum, jnp.inf)[:, :, order]  # [B,S,P,W]
-        c_max = per_segment(rows_to_labels(r_max, jnp.max, -jnp.inf), jnp.maximum, -jnp.inf)[:, :, order]
+        c_min = per_segment(to_labels(r_min, jnp.min, jnp.inf, row_axis=3), jnp.minimum, jnp.inf)[:, :, order]
+        c_max = per_segment(to_labels(r_max, jnp.max, -jnp.inf, row_axis=3), jnp.maximum, -jnp.inf)[:, :, order]
         if not opts.cross_au_abs:  # a flipped row holds Delta_j - Delta_i: min and max swap and change sign
             fl = flipped[None, None, :, None]
             c_min, c_max = jnp.where(fl, -c_max, c_min), jnp.where(fl, -c_min, c_max)
