@@ -1237,8 +1237,9 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     padded frames excluded from every segment). Videos are processed in order of length, in chunks of
     ``chunk_size`` whose time axis is padded to a multiple of ``bucket`` frames, so each chunk does little padded
     work and one compiled function serves every chunk with the same bucket (``chunk_size=None``: one call for the
-    whole batch; 16, the default, measured fastest on the 2-CPU development machine, benchmarks/README.md). Phase detection runs first, in float64, for all videos. ``workers`` > 1 computes that many chunks
-    at once in threads: worthwhile with XLA's own intra-op threading switched off (see benchmarks/README.md).
+    whole batch; 16, the default, measured fastest on the 2-CPU development machine, benchmarks/README.md). Phase
+    detection runs first, in float64, for all videos. ``workers`` > 1 computes that many chunks at once in threads:
+    worthwhile with XLA's own intra-op threading switched off (see benchmarks/README.md).
 
     Returns host (NumPy) arrays in the input order: frame_BxTxD [B, T, 154] (zeros beyond each length), au_wise_BxD,
     cross_au_BxD, phases_BxT, no_smile_detected_B, lengths_B.
