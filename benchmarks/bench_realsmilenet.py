@@ -13,8 +13,8 @@ Measures, each case in its own subprocess (so peak memory is per case):
 compiled functions, compilation excluded, median (and min) of ``--repeats`` >= 20 timed calls, peak RSS from
 ``resource.getrusage``. With ``--torch-python`` (an interpreter with PyTorch; never the project venv) the same
 cases run on [O]'s ``org`` model in PyTorch (``benchmarks/torch_org.py``, written from the spec, §3, with [O]'s
-module names; BCE on its sigmoid output, as [O]) in the same run, and the table gives the ratio. Without it, the spec's recorded baseline (17.5 ms at T = 40, 49 ms at T = 130,
-1.2 s per training step) is quoted.
+module names; BCE on its sigmoid output, as [O]) in the same run, and the table gives the ratio. Without it, the
+spec's recorded baseline (17.5 ms at T = 40, 49 ms at T = 130, 1.2 s per training step) is quoted.
 
 The subprocess entry point is ``--case NAME`` (prints one JSON line).
 """
