@@ -339,9 +339,10 @@ def test_conv_same_value_and_gradient(channels_first):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("channels_first", [False, True])
-def test_conv_kernel_grad_in_chunks(channels_first):
-  """The kernel gradient summed over 1, 2, 3 or 5 chunks of the 30 frames (an odd count of chunks too)."""
+@pytest.mark.parametrize("channels_first,padded", [(False, False), (True, False), (True, True)])
+def test_conv_kernel_grad_in_chunks(channels_first, padded):
+  """The kernel gradient summed over 1, 2, 3 or 5 chunks of the 30 frames (an odd count of chunks too), from the
+  input as it is or (channels-first) already zero-padded."""
   rng = np.random.default_rng(11)
   x = jnp.asarray(rng.standard_normal((5, 6, 7, 9, 3)).astype(np.float32))
   g = jnp.asarray(rng.standard_normal((5, 6, 7, 9, 4)).astype(np.float32))
@@ -349,8 +350,11 @@ def test_conv_kernel_grad_in_chunks(channels_first):
   per_frame = 7 * 9 * (9 * 3 + 4) * 4
   if channels_first:
     x, g = jnp.moveaxis(x, -1, 0), jnp.moveaxis(g, -1, 0)
+  if padded:
+    x = jnp.pad(x, [(0, 0)] * 3 + [(1, 1), (1, 1)])
   for frames_per_chunk in (30, 15, 10, 6):
-    dk = L.conv_kernel_grad(x, g, 3, channels_first=channels_first, chunk_bytes=frames_per_chunk * per_frame)
+    dk = L.conv_kernel_grad(x, g, 3, channels_first=channels_first, padded=padded,
+                            chunk_bytes=frames_per_chunk * per_frame)
     np.testing.assert_allclose(dk, ref, rtol=1e-4, atol=1e-4, err_msg=f"{frames_per_chunk} frames per chunk")
 
 

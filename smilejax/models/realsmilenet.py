@@ -81,8 +81,8 @@ class TemporalAttention(nn.Module):
     cf = self.channels_first
     conv = SmallConv(x.shape[0] if cf else x.shape[-1], 3, kernel_init=ta_kernel_init,
                      bias_init=nn.initializers.zeros, channels_first=cf, name="conv")
-    if cf:  # materialised stages: fused into the taps, each would be recomputed 27 times
-      return fusion_barrier(x + x * conv(fusion_barrier(_time_diff(x, axis=2))))
+    if cf:  # the output is read by bn0's statistics and normalisation (the convolution materialises its input)
+      return fusion_barrier(x + x * conv(_time_diff(x, axis=2)))
     return x + x * conv(_time_diff(x))
 
 
@@ -109,7 +109,7 @@ class FrameEncoder(nn.Module):
     def bn(name):
       return MaskedBatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon, channels_first=cf, name=name)
 
-    x = barrier(bn("bn0")(x, mask_BxT, use_running_average=not train))  # read by 27 taps per output channel
+    x = bn("bn0")(x, mask_BxT, use_running_average=not train)
     for i, c_out in enumerate(self.channels):
       y = SmallConv(c_out, 3, channels_first=cf, name=f"conv{i + 1}")(x)
       if train:  # BN statistics read y twice more: compute it once
