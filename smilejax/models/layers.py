@@ -313,9 +313,15 @@ def max_pool2(x_NxHxWxC: Array) -> Array:
 
 def lstm_gates(z: Array, c_prev: Array) -> tuple[Array, ...]:
   """LSTM gates from the pre-activations z = [z_i, z_f, z_o, z_g] (last axis): i, f, o = sigmoid, g = tanh,
-  c = f c_prev + i g, h = o tanh(c). Returns (i, f, o, g, c, tanh(c), h) (the backward passes reuse the gates)."""
-  zi, zf, zo, zg = jnp.split(z, 4, axis=-1)
-  i, f, o, g = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jax.nn.sigmoid(zo), jnp.tanh(zg)
+  c = f c_prev + i g, h = o tanh(c). Returns (i, f, o, g, c, tanh(c), h) (the backward passes reuse the gates).
+
+  The three sigmoids are sigmoid(x) = (1 + tanh(x / 2)) / 2, so one tanh runs over all of z (one core, ConvLSTM
+  B = 16, T = 50, 12 x 12 x 8: forward 36 -> 16 ms, forward + backward 96 -> 78 ms; values within 2.4e-7)."""
+  hid = z.shape[-1] // 4
+  half = jnp.asarray(np.repeat([0.5, 0.5, 0.5, 1.0], hid), z.dtype)
+  t = jnp.tanh(z * half)
+  i, f, o = jnp.split(0.5 * t[..., :3 * hid] + 0.5, 3, axis=-1)
+  g = t[..., 3 * hid:]
   c_new = f * c_prev + i * g
   tc = jnp.tanh(c_new)
   return i, f, o, g, c_new, tc, o * tc
