@@ -402,6 +402,14 @@ def test_fusion_barrier_is_identity():
   np.testing.assert_array_equal(L.fusion_barrier(nan), nan)  # NaN probe: zero trips, still the identity
 
 
+def test_fusion_barrier_survives_compilation_of_a_padded_map():
+  """The barrier is a while loop with a data-dependent trip count; had the probe been a padding zero, XLA would know
+  the count and drop the loop (it did, for every convolution's padded input, until the probe moved to the middle)."""
+  x = jnp.ones((2, 4, 6, 6))
+  hlo = jax.jit(lambda x: L.fusion_barrier(jnp.pad(x, [(0, 0), (0, 0), (1, 1), (1, 1)])) * 2.0).lower(x).compile()
+  assert " while(" in hlo.as_text()
+
+
 # ---------------------------------------------------------------------------------------- blocks and layers
 def test_temporal_attention_at_init():
   rng = np.random.default_rng(8)

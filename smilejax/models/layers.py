@@ -64,7 +64,9 @@ def _while_identity(tree: Any) -> Any:
   # A while loop whose trip count XLA cannot know (0 or 1, from the data) and whose body is the identity: the loop
   # carry is a buffer, so what goes in is computed once and not fused into (and recomputed by) what comes out.
   leaves = jax.tree_util.tree_leaves(tree)
-  probe = jnp.ravel(leaves[0])[0]
+  # The middle element, not the first: the first of a zero-padded map is a constant, XLA would fold the trip count
+  # and drop the loop.
+  probe = leaves[0][tuple(d // 2 for d in leaves[0].shape)]
   trips = (probe == probe).astype(jnp.int32)  # 1, or 0 for NaN: either way the result is `tree` itself
 
   def body(carry):
