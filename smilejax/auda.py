@@ -1194,6 +1194,10 @@ def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK, workers: int =
 
     if n <= chunk:
         return run(si_BxT, lengths_B)
+    if workers > 1:  # as many chunks per worker (e.g. 1240 videos, 2 workers: 6 x 208 instead of 5 x 256)
+        n_chunks = -(-n // chunk)
+        n_chunks = -(-n_chunks // workers) * workers
+        chunk = -(-(-(-n // n_chunks)) // 8) * 8
     parts = []
     for c0 in range(0, n, chunk):
         idx = np.minimum(np.arange(c0, c0 + chunk), n - 1)  # static chunk shape
