@@ -16,7 +16,8 @@ Public functions (all pure functions of arrays; static shapes; ``jit`` / ``vmap`
 Numerics (spec section 2):
 
 * every window is computed with the two-pass form (window mean first, then centred sums), as a fixed "convolution"
-  of ``omega`` shifted slices of the edge-padded series -- no running sums, which lose digits;
+  of ``omega`` shifted slices of the edge-padded series -- no running sums, which lose digits; the float32 fast path
+  centres its sums on the window's middle sample instead of the mean (one pass, see :func:`_regress_centred`);
 * a constant window is detected exactly, as "no two neighbouring samples in the window differ" (equivalent to
   max == min; the change count is a sum of 0/1 flags), never by ``S_vv == 0``: then r := 1 and delta := 0;
 * divisions and square roots are guarded with ``where`` so that values *and gradients* are finite everywhere;
@@ -40,6 +41,8 @@ they are plain reductions instead of masked ones over the whole sequence, with l
 gathered slot-major ([slots, B, rows, channels]: whole rows of the series, no reorder), so that the AU-wise and
 arg-extreme statistics are k-ary trees of element-wise operations over the major slot axis (:func:`_reduce_major`);
 XLA:CPU's own reductions run one element at a time (over a major axis with a strided walk, ~10 ns per element here).
+The cross-AU min / max transposes Delta so that the chunk's videos are on the minor axis and takes each circulant
+shift's pair differences as unrolled element-wise chains over the slots (see :func:`_segments_core`).
 Chunks are small (16 videos by default): the statistics' intermediates then stay in this CPU's caches.
 """
 
