@@ -1,7 +1,7 @@
 """A/B of the RealSmileNet training step: two versions of the package compiled in one process, steps interleaved.
 
     git archive <commit> | tar -x -C /tmp/base          # the baseline: any checkout of the repository
-    taskset -c 0 env XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \\
+    taskset -c 0 env XLA_FLAGS="--xla_cpu_multi_thread_eigen=false" \\
         .venv/bin/python benchmarks/ab_train_step.py --baseline=/tmp/base [--steps=15]
 
 Both versions train on the same random batch (B = 16, T = 50, Adam, BCE on the logit), alternating step by step so

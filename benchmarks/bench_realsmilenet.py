@@ -5,7 +5,7 @@
 Measures, each case in its own subprocess (so peak memory is per case):
 
 * forward, evaluation mode, batch 1, T = 20/40/60/130 sampled frames, pinned to one core (``taskset -c 0``) with XLA
-  single-threaded (``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``): ms per video;
+  single-threaded (``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``): ms per video;
 * forward, batch 16, T = 40, all cores: ms per video;
 * one training step (forward + backward + Adam, BCE on the logit, batch 16, T = 50), 1 core and all cores;
 * the training step's forward alone (train mode, loss, no gradient; 1 core): with the step, where its time goes;
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 SPEC_BASELINE_MS = {"fwd1_T20": 9.6, "fwd1_T40": 17.5, "fwd1_T60": 25.0, "fwd1_T130": 49.0, "train1_B16_T50": 1200.0}
-SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false"
 
 # name -> (kind, batch, T, single core)
 CASES = {
