@@ -112,12 +112,13 @@ def _pad_hw(x: Array, r: int) -> Array:
   return jnp.pad(x, [(0, 0)] * (x.ndim - 2) + [(r, r), (r, r)])
 
 
-def _windows(x_Ix___xHxW: Array, k: int) -> list[Array]:
-  """The k*k input windows of a 'SAME' k x k correlation of a map ... x H x W, in (dy, dx) order, each of its size:
-  the correlation is the sum over taps of window[dy, dx] . K[dy, dx]."""
-  h, w = x_Ix___xHxW.shape[-2:]
-  padded = _pad_hw(x_Ix___xHxW, k // 2)
-  return [padded[..., dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)]
+def _windows(x: Array, k: int, *, padded: bool = False) -> list[Array]:
+  """The k*k input windows of a 'SAME' k x k correlation of a map ... x H x W (``padded``: already zero-padded by
+  k // 2 on H and W), in (dy, dx) order, each H x W: the correlation is the sum over taps of window[dy, dx] .
+  K[dy, dx]."""
+  xp = x if padded else _pad_hw(x, k // 2)
+  h, w = xp.shape[-2] - k + 1, xp.shape[-1] - k + 1
+  return [xp[..., dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)]
 
 
 KERNEL_GRAD_CHUNK_BYTES = 1 << 21  # patch matrix + cotangent per chunk: ~2 MB stays in this CPU's caches
@@ -154,9 +155,7 @@ def conv_kernel_grad(x: Array, g: Array, k: int, *, channels_first: bool = False
       # Channel-major, so windows are slices of the (H, W) axes and P is stacked along a major axis (block
       # copies); a minor-axis concatenation of 3- or 4-channel pieces is what made a single im2col slow.
       xc, gc = jnp.moveaxis(xc, -1, 0), jnp.moveaxis(gc, -1, 0)
-    windows = ([xc[..., dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)] if padded
-               else _windows(xc, k))
-    patches = jnp.stack(windows)  # [k k, I, chunk, h, w]
+    patches = jnp.stack(_windows(xc, k, padded=padded))  # [k k, I, chunk, h, w]
     return acc + jnp.dot(patches.reshape(k * k * c_in, -1), gc.reshape(c_out, -1).T)
 
   acc = jnp.zeros((k * k * c_in, c_out), jnp.float32)
@@ -207,15 +206,14 @@ def _conv_valid_cf(xp_Ix___xHpxWp: Array, kernel_KxKxIxO: Array) -> Array:
   """'VALID' correlation of a channels-first map (already padded for 'SAME'), as a sum of k*k*I
   scalar-times-window terms per output channel."""
   k, _, c_in, c_out = kernel_KxKxIxO.shape
-  h, w = xp_Ix___xHpxWp.shape[-2] - k + 1, xp_Ix___xHpxWp.shape[-1] - k + 1
+  windows = _windows(xp_Ix___xHpxWp, k, padded=True)
   outs = []
   for o in range(c_out):
     acc = None
-    for dy in range(k):
-      for dx in range(k):
-        for i in range(c_in):
-          term = xp_Ix___xHpxWp[i, ..., dy:dy + h, dx:dx + w] * kernel_KxKxIxO[dy, dx, i, o]
-          acc = term if acc is None else acc + term
+    for tap, window in enumerate(windows):
+      for i in range(c_in):
+        term = window[i] * kernel_KxKxIxO[tap // k, tap % k, i, o]
+        acc = term if acc is None else acc + term
     outs.append(acc)
   return jnp.stack(outs)
 
