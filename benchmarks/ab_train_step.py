@@ -16,9 +16,9 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
+
+from bench_realsmilenet import jax_setup  # this directory is on sys.path when the script runs
 
 
 def load_models(root: str):
@@ -33,26 +33,6 @@ def load_models(root: str):
   return models
 
 
-def make_step(models, frames, lengths, labels):
-  model = models.build("realsmilenet")
-  variables = jax.jit(lambda: model.init({"params": jax.random.key(0)}, frames[:1, :2], lengths[:1] * 0 + 2,
-                                         train=False))()
-  tx = optax.adam(1e-3)
-
-  def loss_fn(p, s, key):
-    (logit, _), upd = model.apply({"params": p, "batch_stats": s}, frames, lengths, train=True,
-                                  rngs={"dropout": key}, mutable=["batch_stats"])
-    return optax.sigmoid_binary_cross_entropy(logit, labels).mean(), upd["batch_stats"]
-
-  @jax.jit
-  def step(p, s, o, key):
-    (loss, s), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, s, key)
-    updates, o = tx.update(grads, o, p)
-    return optax.apply_updates(p, updates), s, o, loss
-
-  return step, [variables["params"], variables["batch_stats"], tx.init(variables["params"])]
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--baseline", required=True, help="root of the baseline checkout")
@@ -60,29 +40,26 @@ def main():
                       help="root of the checkout under test (default: this one)")
   parser.add_argument("--steps", type=int, default=15)
   args = parser.parse_args()
-  rng = np.random.default_rng(0)
-  frames = jnp.asarray(rng.random((16, 50, 48, 48, 3), dtype=np.float32))
-  lengths = jnp.full((16,), 50, jnp.int32)
-  labels = jnp.asarray(rng.integers(0, 2, 16).astype(np.float32))
   runs = {}
   for name, root in (("baseline", args.baseline), ("current", args.current)):
     models = load_models(root)
     print(f"{name}: {models.__file__}")
-    step, state = make_step(models, frames, lengths, labels)
+    j = jax_setup(models, 16, 50)
+    batch = (j.frames, j.lengths, j.labels, j.key)
+    state = [j.variables["params"], j.variables["batch_stats"], j.opt_state]
     t0 = time.perf_counter()
-    jax.block_until_ready(step(*state, jax.random.key(1)))
+    jax.block_until_ready(j.step(*state, *batch))
     print(f"{name}: compile + first step {time.perf_counter() - t0:.1f} s", flush=True)
-    runs[name] = (step, state, [])
-  key = jax.random.key(1)
+    runs[name] = (j.step, state, batch, [])
   for i in range(args.steps):
     for name in (("baseline", "current") if i % 2 else ("current", "baseline")):
-      step, state, times = runs[name]
+      step, state, batch, times = runs[name]
       t0 = time.perf_counter()
-      out = step(*state, key)
+      out = step(*state, *batch)
       jax.block_until_ready(out)
       state[:] = out[:3]
       times.append(time.perf_counter() - t0)
-  for name, (_, _, times) in runs.items():
+  for name, (_, _, _, times) in runs.items():
     print(f"{name}: median {1e3 * np.median(times):.0f} ms  min {1e3 * np.min(times):.0f} ms  (n={len(times)})")
 
 

@@ -62,12 +62,16 @@ def _time(fn, repeats: int) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------------------------------------- JAX
-def run_jax(kind: str, b: int, t: int, repeats: int, conv_impl: str) -> dict:
+def jax_setup(models, b: int, t: int, conv_impl: str = "cnhw"):
+  """What the JAX cases time, built from the given ``smilejax.models`` module (``ab_train_step.py`` passes two
+  checkouts' modules): the model and its variables, a random batch (B x T x 48 x 48 x 3, all frames real, random
+  labels), ``loss_fn(params, batch_stats, frames, lengths, labels, key)`` (BCE on the logit, training mode) and a
+  jitted Adam ``step(params, batch_stats, opt_state, frames, lengths, labels, key)``."""
+  import types
+
   import jax
   import jax.numpy as jnp
   import optax
-
-  from smilejax import models
 
   model = models.build("realsmilenet", conv_impl=conv_impl)
   rng = np.random.default_rng(0)
@@ -76,42 +80,51 @@ def run_jax(kind: str, b: int, t: int, repeats: int, conv_impl: str) -> dict:
   labels = jnp.asarray(rng.integers(0, 2, b).astype(np.float32))
   variables = jax.jit(lambda: model.init({"params": jax.random.key(0)}, frames[:1, :2], lengths[:1] * 0 + 2,
                                          train=False))()
-  params, stats = variables["params"], variables["batch_stats"]
-  key = jax.random.key(1)
 
   def loss_fn(p, s, x, n, y, key):
     (logit, _), upd = model.apply({"params": p, "batch_stats": s}, x, n, train=True, rngs={"dropout": key},
                                   mutable=["batch_stats"])
     return optax.sigmoid_binary_cross_entropy(logit, y).mean(), upd["batch_stats"]
 
+  tx = optax.adam(1e-3)
+
+  @jax.jit
+  def step(p, s, o, x, n, y, key):
+    (loss, s), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, s, x, n, y, key)
+    updates, o = tx.update(grads, o, p)
+    return optax.apply_updates(p, updates), s, o, loss
+
+  return types.SimpleNamespace(model=model, variables=variables, frames=frames, lengths=lengths, labels=labels,
+                               key=jax.random.key(1), loss_fn=loss_fn, step=step,
+                               opt_state=tx.init(variables["params"]))
+
+
+def run_jax(kind: str, b: int, t: int, repeats: int, conv_impl: str) -> dict:
+  import jax
+
+  from smilejax import models
+
+  j = jax_setup(models, b, t, conv_impl)
+  params, stats = j.variables["params"], j.variables["batch_stats"]
+  batch = (j.frames, j.lengths, j.labels, j.key)
   t_compile = time.perf_counter()
   if kind == "forward":
-    fwd = jax.jit(lambda v, x, n: model.apply(v, x, n, train=False)[0])
-    jax.block_until_ready(fwd(variables, frames, lengths))
+    fwd = jax.jit(lambda v, x, n: j.model.apply(v, x, n, train=False)[0])
+    jax.block_until_ready(fwd(j.variables, j.frames, j.lengths))
     compile_s = time.perf_counter() - t_compile
-    med, best = _time(lambda: jax.block_until_ready(fwd(variables, frames, lengths)), repeats)
+    med, best = _time(lambda: jax.block_until_ready(fwd(j.variables, j.frames, j.lengths)), repeats)
   elif kind == "train_forward":
-    train_fwd = jax.jit(loss_fn)
-    jax.block_until_ready(train_fwd(params, stats, frames, lengths, labels, key))
+    train_fwd = jax.jit(j.loss_fn)
+    jax.block_until_ready(train_fwd(params, stats, *batch))
     compile_s = time.perf_counter() - t_compile
-    med, best = _time(lambda: jax.block_until_ready(train_fwd(params, stats, frames, lengths, labels, key)),
-                      repeats)
+    med, best = _time(lambda: jax.block_until_ready(train_fwd(params, stats, *batch)), repeats)
   else:
-    tx = optax.adam(1e-3)
-    opt_state = tx.init(params)
-
-    @jax.jit
-    def step(p, s, o, x, n, y, key):
-      (loss, s), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, s, x, n, y, key)
-      updates, o = tx.update(grads, o, p)
-      return optax.apply_updates(p, updates), s, o, loss
-
-    state = [params, stats, opt_state]
-    jax.block_until_ready(step(*state, frames, lengths, labels, key))
+    state = [params, stats, j.opt_state]
+    jax.block_until_ready(j.step(*state, *batch))
     compile_s = time.perf_counter() - t_compile
 
     def one():
-      state[0], state[1], state[2], loss = step(*state, frames, lengths, labels, key)
+      state[0], state[1], state[2], loss = j.step(*state, *batch)
       jax.block_until_ready(loss)
 
     med, best = _time(one, repeats)
