@@ -267,7 +267,6 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
     element is the same as with ``stride=1``. ``need_r=False`` (the phase detector): skip S_vv, return (delta, None).
     """
     tbar = (window - 1) / 2.0
-    s_tt = window * (window * window - 1) / 12.0
     n_out = t_len * stride
     cols = [xp[..., j * stride:j * stride + n_out] for j in range(window)]
     total = cols[0]
@@ -278,9 +277,9 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
         # which is not always the same number; a divisor that is an element-wise array (1 + 0 |total| = 1 for
         # finite data, which the compiler may not simplify) keeps the true division of a sequential evaluation.
         unit = 1.0 + 0.0 * jnp.abs(total)
-        w_div, s_tt_div = window * unit, s_tt * unit
+        w_div = window * unit
     else:
-        unit, w_div, s_tt_div = 1.0, window, s_tt
+        unit, w_div = 1.0, window
     mean = _keep(total / w_div, one)
     s_tv = jnp.zeros_like(mean)
     s_vv = jnp.zeros_like(mean)
@@ -293,13 +292,21 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
             s_tv = s_tv + rounded((j - tbar) * dv)
         if need_r:
             s_vv = s_vv + rounded(dv * dv)
+    return _slope_and_r(xp, s_tv, s_vv if need_r else None, window, n_out, one, stride=stride, unit=unit)
+
+
+def _slope_and_r(xp, s_tv, s_vv, window: int, n_out: int, one=None, *, stride: int = 1, unit=1.0):
+    """delta = S_tv / S_tt and r = S_tv / sqrt(S_tt S_vv) from a window's centred sums, with the exact constant-window
+    rule (r := 1, delta := 0); ``s_vv=None``: (delta, None). ``unit`` (:func:`_regress`, ``separate_products``): an
+    array of ones that divisors are multiplied by, so XLA keeps true divisions."""
+    s_tt = window * (window * window - 1) / 12.0
     s_tv = _keep(s_tv, one)
     # Constant window (the exact test "max == min") <=> no two neighbouring samples differ: count the changes in the
     # window's w - 1 neighbour pairs, a box sum of 0/1 flags (exact) built by doubling (log2 w passes, not w).
     flags = (xp[..., stride:] != xp[..., :-stride]).astype(xp.dtype)
     changes = _box_sum(_keep(flags, one), window - 1, n_out, one, stride=stride)
-    if not need_r:  # the same delta as below, without S_vv and r
-        return jnp.where(changes > 0, s_tv / s_tt_div, 0.0).astype(xp.dtype), None
+    if s_vv is None:  # the same delta as below, without S_vv and r
+        return jnp.where(changes > 0, s_tv / (s_tt * unit), 0.0).astype(xp.dtype), None
     # One stored array carries both S_vv (>= 0) and the constant flag (-1), so the flag is computed only once.
     key = _keep(jnp.where(changes > 0, s_vv, -1.0), one)
     constant = key < 0
@@ -309,7 +316,7 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
     # (times ``unit``: XLA would otherwise evaluate a / sqrt(b) as a * rsqrt(b), not correctly rounded)
     denom = jnp.sqrt(s_tt * jnp.where(positive, s_vv, 1.0)) * unit
     r = jnp.where(constant, 1.0, jnp.where(positive, s_tv / denom, 0.0)).astype(xp.dtype)
-    delta = jnp.where(constant, 0.0, s_tv / s_tt_div).astype(xp.dtype)
+    delta = jnp.where(constant, 0.0, s_tv / (s_tt * unit)).astype(xp.dtype)
     return delta, r
 
 
@@ -323,7 +330,6 @@ def _regress_centred(xp: jax.Array, t_len: int, window: int, one=None, *, stride
     operations of the two-pass form. The constant-window rule is the same exact change count.
     """
     h = window // 2
-    s_tt = window * (window * window - 1) / 12.0
     n_out = t_len * stride
     col = lambda j: xp[..., j * stride:j * stride + n_out]
     mid = col(h)
@@ -333,17 +339,7 @@ def _regress_centred(xp: jax.Array, t_len: int, window: int, one=None, *, stride
         s1 = ep + em if s1 is None else s1 + ep + em
         s2 = ep * ep + em * em if s2 is None else s2 + ep * ep + em * em
         s_tv = k * (ep - em) if s_tv is None else s_tv + k * (ep - em)
-    s_tv = _keep(s_tv, one)
-    flags = (xp[..., stride:] != xp[..., :-stride]).astype(xp.dtype)
-    changes = _box_sum(_keep(flags, one), window - 1, n_out, one, stride=stride)
-    key = _keep(jnp.where(changes > 0, jnp.maximum(s2 - s1 * s1 / window, 0.0), -1.0), one)
-    constant = key < 0
-    s_vv = jnp.maximum(key, 0.0)
-    positive = s_vv > 0
-    denom = jnp.sqrt(s_tt * jnp.where(positive, s_vv, 1.0))
-    r = jnp.where(constant, 1.0, jnp.where(positive, s_tv / denom, 0.0)).astype(xp.dtype)
-    delta = jnp.where(constant, 0.0, s_tv / s_tt).astype(xp.dtype)
-    return delta, r
+    return _slope_and_r(xp, s_tv, jnp.maximum(s2 - s1 * s1 / window, 0.0), window, n_out, one, stride=stride)
 
 
 def _box_sum(a: jax.Array, width: int, n_out: int, one=None, *, stride: int = 1) -> jax.Array:
