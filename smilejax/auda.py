@@ -877,14 +877,11 @@ def _row_indices(phases_BxT, lengths_B, labels: tuple[int, ...], row_size: int, 
     return idx.astype(np.int32), row_count.astype(np.int32), row_label.astype(np.int32)
 
 
-def _reduce_major(a, op, fill, one=None, n: int | None = None, k: int = 8) -> jax.Array:
+def _reduce_major(a, op, fill, one=None, k: int = 8) -> jax.Array:
     """op-reduction over the major axis 0, as a k-ary tree of element-wise ops on contiguous slices: every level is
     one vectorised loop over whole rows. (XLA:CPU's own reduce over a major axis walks each output element's column
     with a stride, ~10 ns per element here; over the minor axis it runs sequentially at 1-3 ns per element.)
 
-    ``a``: an array, or a function ``a(lo, hi)`` giving the rows lo .. hi-1 of an expression of ``n`` rows. The
-    function form builds the first level from k independent expressions on slices of their sources, so the
-    (possibly large) expression is never materialised: XLA materialises an intermediate that several slices read.
     ``one`` (see :func:`_keep`): every level is materialised; otherwise XLA fuses the cheap-looking levels into their
     consumers and re-evaluates the whole tree for every element that reads the result."""
     def arity(rows):
@@ -893,16 +890,6 @@ def _reduce_major(a, op, fill, one=None, n: int | None = None, k: int = 8) -> ja
                 return kk
         return None
 
-    if callable(a):
-        kk = arity(n) if n > 1 else None
-        if kk is None:
-            a = a(0, n)
-        else:
-            m = n // kk
-            acc = a(0, m)
-            for i in range(1, kk):
-                acc = op(acc, a(i * m, (i + 1) * m))
-            a = _keep(acc, one)
     while a.shape[0] > 1:
         rows = a.shape[0]
         kk = arity(rows)
@@ -968,7 +955,7 @@ def _segments_core(g_SxBxRxC, idx_SxBxR, counts_BxR, row_label_BxR, *, fps: floa
 
     def per_segment(stat_BxLx, op, empty):  # [B, L, ...] -> [B, S, ...] (absent labels replaced by ``empty``)
         stat_BxLx = jnp.where(present.reshape((b, n_lab) + (1,) * (stat_BxLx.ndim - 2)), stat_BxLx, empty)
-        return jnp.stack([_combine([stat_BxLx[:, k] for k in range(n_lab)], ks, op) for ks in seg_labels], axis=1)
+        return jnp.stack([functools.reduce(op, [stat_BxLx[:, k] for k in ks]) for ks in seg_labels], axis=1)
 
     def interlace(a):  # [..., W A] (window-major) -> [..., A W] flattened (AU-major, window-interlaced)
         return jnp.swapaxes(a.reshape(a.shape[:-1] + (nw, n_au)), -1, -2).reshape(a.shape)
@@ -1066,14 +1053,6 @@ def _segments_core(g_SxBxRxC, idx_SxBxR, counts_BxR, row_label_BxR, *, fps: floa
                                t_up.reshape(b, n_seg, -1), t_down.reshape(b, n_seg, -1)], axis=-1)  # [B, S, 1088]
         out["cross_au"] = jnp.where(nonempty[..., None], seg, 0.0).astype(dtype).reshape(b, -1)
     return out
-
-
-def _combine(per_label, ks, op):
-    """op-fold of the per-label statistics of the labels ``ks`` (a segment = a union of labels)."""
-    acc = per_label[ks[0]]
-    for k in ks[1:]:
-        acc = op(acc, per_label[k])
-    return acc
 
 
 def _features_core(au_BxTxA, si_BxT, phases_BxT, lengths_B, *, fps: float, opts: AudaOptions, want: tuple,
@@ -1194,9 +1173,8 @@ def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK, workers: int =
     if n <= chunk:
         return run(si_BxT, lengths_B)
     if workers > 1:  # as many chunks per worker (e.g. 1240 videos, 2 workers: 6 x 208 instead of 5 x 256)
-        n_chunks = -(-n // chunk)
-        n_chunks = -(-n_chunks // workers) * workers
-        chunk = -(-(-(-n // n_chunks)) // 8) * 8
+        n_chunks = _bucket(-(-n // chunk), workers)
+        chunk = _bucket(-(-n // n_chunks), 8)
     parts = []
     for c0 in range(0, n, chunk):
         idx = np.minimum(np.arange(c0, c0 + chunk), n - 1)  # static chunk shape
@@ -1354,7 +1332,7 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
         au_c = np.zeros((chunk, t_c, n_au), dtype)
         span = min(t_c, t_len)
         au_c[:, :span] = au[full, :span]
-        n_rows = max(4, -(-int(rows_used[full].max()) // 4) * 4)
+        n_rows = _bucket(int(rows_used[full].max()), 4)
         rows = (row_idx[full, :n_rows], row_count[full, :n_rows], row_label[full, :n_rows])
         out = _features_host(au_c, si_p[full, :t_c].astype(dtype), phases[full, :t_c], lengths[full],
                              fps=float(fps), opts=opts, want=_ALL, rows=rows)
