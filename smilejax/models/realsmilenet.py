@@ -81,9 +81,9 @@ class TemporalAttention(nn.Module):
     cf = self.channels_first
     conv = SmallConv(x.shape[0] if cf else x.shape[-1], 3, kernel_init=ta_kernel_init,
                      bias_init=nn.initializers.zeros, channels_first=cf, name="conv")
-    if cf:  # the output is read by bn0's statistics and normalisation (the convolution materialises its input)
-      return fusion_barrier(x + x * conv(_time_diff(x, axis=2)))
-    return x + x * conv(_time_diff(x))
+    y = x + x * conv(_time_diff(x, axis=2 if cf else 1))
+    # channels-first: materialised, read by bn0's statistics and normalisation (the convolution materialises its input)
+    return fusion_barrier(y) if cf else y
 
 
 class FrameEncoder(nn.Module):
