@@ -19,7 +19,9 @@ Numerics (spec section 2):
   of ``omega`` shifted slices of the edge-padded series -- no running sums, which lose digits; the float32 fast path
   centres its sums on the window's middle sample instead of the mean (one pass, see :func:`_regress_centred`);
 * a constant window is detected exactly, as "no two neighbouring samples in the window differ" (equivalent to
-  max == min; the change count is a sum of 0/1 flags), never by ``S_vv == 0``: then r := 1 and delta := 0;
+  max == min; the change count is a sum of 0/1 flags), never by ``S_vv == 0``: then r := 1 and delta := 0; the
+  float32 fast path tests "every sample equals the middle one" instead (sum (v_k - v_c)^2 == 0, exact for samples
+  that are 0 or at least 2^-38 in magnitude, see :func:`_regress_centred`);
 * divisions and square roots are guarded with ``where`` so that values *and gradients* are finite everywhere;
 * XLA may contract a multiply and an add into one fused multiply-add and turn divisions into multiplications by a
   reciprocal, so results could differ from a plain sequential evaluation in the last bit -- which matters where two
@@ -295,16 +297,18 @@ def _regress(xp: jax.Array, t_len: int, window: int, one=None, separate_products
     return _slope_and_r(xp, s_tv, s_vv if need_r else None, window, n_out, one, stride=stride, unit=unit)
 
 
-def _slope_and_r(xp, s_tv, s_vv, window: int, n_out: int, one=None, *, stride: int = 1, unit=1.0):
+def _slope_and_r(xp, s_tv, s_vv, window: int, n_out: int, one=None, *, stride: int = 1, unit=1.0, changes=None):
     """delta = S_tv / S_tt and r = S_tv / sqrt(S_tt S_vv) from a window's centred sums, with the exact constant-window
     rule (r := 1, delta := 0); ``s_vv=None``: (delta, None). ``unit`` (:func:`_regress`, ``separate_products``): an
-    array of ones that divisors are multiplied by, so XLA keeps true divisions."""
+    array of ones that divisors are multiplied by, so XLA keeps true divisions. ``changes``: a non-negative array that
+    is 0 exactly on the constant windows (:func:`_regress_centred`); by default the change count below."""
     s_tt = window * (window * window - 1) / 12.0
     s_tv = _keep(s_tv, one)
-    # Constant window (the exact test "max == min") <=> no two neighbouring samples differ: count the changes in the
-    # window's w - 1 neighbour pairs, a box sum of 0/1 flags (exact) built by doubling (log2 w passes, not w).
-    flags = (xp[..., stride:] != xp[..., :-stride]).astype(xp.dtype)
-    changes = _box_sum(_keep(flags, one), window - 1, n_out, one, stride=stride)
+    if changes is None:
+        # Constant window (the exact test "max == min") <=> no two neighbouring samples differ: count the changes in
+        # the window's w - 1 neighbour pairs, a box sum of 0/1 flags (exact) built by doubling (log2 w passes, not w).
+        flags = (xp[..., stride:] != xp[..., :-stride]).astype(xp.dtype)
+        changes = _box_sum(_keep(flags, one), window - 1, n_out, one, stride=stride)
     if s_vv is None:  # the same delta as below, without S_vv and r
         return jnp.where(changes > 0, s_tv / (s_tt * unit), 0.0).astype(xp.dtype), None
     # One stored array carries both S_vv (>= 0) and the constant flag (-1), so the flag is computed only once.
@@ -327,7 +331,14 @@ def _regress_centred(xp: jax.Array, t_len: int, window: int, one=None, *, stride
     With e_k = v_{c+k} - v_c (k = -h .. h): S_tv = sum_k k (e_k - e_{-k}) over k = 1 .. h (the abscissae sum to zero,
     so the shift changes nothing mathematically), S_vv = sum e_k^2 - (sum e_k)^2 / w (the shifted-data form: v_c lies
     in the window, so |e_k| <= the window's range and the cancellation costs at most ~w ulps of S_vv). About half the
-    operations of the two-pass form. The constant-window rule is the same exact change count.
+    operations of the two-pass form.
+
+    Constant-window rule: the window is constant iff sum e_k^2 == 0 -- a sum of non-negative terms, 0 iff every
+    e_k^2 is, i.e. iff every sample equals v_c, as long as no non-zero e_k^2 underflows (|e_k| >= 2^-63; XLA:CPU
+    flushes subnormals to zero). That holds whenever every sample of the window is 0 or at least 2^-38 (3.6e-12) in
+    magnitude (two different such float32 numbers differ by at least 2^-62). The sum is already there, so the test
+    costs nothing, against ~25 % of the dynamics for the change count of :func:`_slope_and_r` (which the float64
+    path keeps; benchmarks/README.md).
     """
     h = window // 2
     n_out = t_len * stride
@@ -339,7 +350,8 @@ def _regress_centred(xp: jax.Array, t_len: int, window: int, one=None, *, stride
         s1 = ep + em if s1 is None else s1 + ep + em
         s2 = ep * ep + em * em if s2 is None else s2 + ep * ep + em * em
         s_tv = k * (ep - em) if s_tv is None else s_tv + k * (ep - em)
-    return _slope_and_r(xp, s_tv, jnp.maximum(s2 - s1 * s1 / window, 0.0), window, n_out, one, stride=stride)
+    return _slope_and_r(xp, s_tv, jnp.maximum(s2 - s1 * s1 / window, 0.0), window, n_out, one, stride=stride,
+                        changes=s2)
 
 
 def _box_sum(a: jax.Array, width: int, n_out: int, one=None, *, stride: int = 1) -> jax.Array:

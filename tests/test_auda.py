@@ -548,6 +548,34 @@ def test_compute_features_float32_jittable(refs):
         assert np.all(np.abs(blocks[:, 2:] - want[:, 2:]) < 10.0)
 
 
+def test_float32_constant_windows():
+    """The float32 fast path's constant-window test (sum of (v_k - v_c)^2 == 0, auda._regress_centred) on stretches
+    of zeros, of tiny values (2^-38 = 3.6e-12, its stated limit) and of ordinary values, next to tiny and ordinary
+    changes: delta and delta_adj are exactly 0 inside the stretches, finite everywhere, and within 1e-5 x column max
+    of the float64 NumPy reference."""
+    rng = np.random.default_rng(11)
+    t_len = 160
+    au = np.round(np.cumsum(rng.normal(0, 0.03, (t_len, 17)), axis=0) + 1.0, 2)
+    au[20:80, 0] = 0.0
+    au[20:80, 1] = 2.0 ** -38
+    au[80:, 1] = np.where(np.arange(80, t_len) % 7 == 0, 2.0 ** -37, 2.0 ** -38)  # tiny changes
+    au[30:110, 2] = 0.25
+    au[:, 3] = np.where(np.arange(t_len) % 40 < 30, 1.5, 1.51)
+    si = -0.012 + 0.02 * np.exp(-0.5 * ((np.arange(t_len) - 80) / 20.0) ** 2)
+    au = au.astype(np.float32).astype(np.float64)  # the float32 input is what the reference sees
+    r = ref.ref_extract(au, si)
+    out = auda.extract_batch(au[None].astype(np.float32), si[None], np.array([t_len]))
+    fr = out.frame_BxTxD[0]
+    assert fr.dtype == np.float32 and np.all(np.isfinite(fr))
+    assert np.all(np.abs(fr - r["frame"]) <= 1e-5 * np.abs(r["frame"]).max(axis=0) + 1e-30)
+    for c, (a, b) in ((0, (20, 80)), (1, (20, 80)), (2, (30, 110))):
+        for block in (1, 2, 3, 4):  # delta_9, delta_27, delta_adj_9, delta_adj_27
+            w = 9 if block % 2 else 27
+            inside = np.arange(a + w // 2, b - w // 2)
+            assert np.all(fr[inside, 17 * block + c] == 0.0), (c, block)
+    assert np.any(fr[:, 17 * 1 + 1] != 0.0) and np.any(fr[:, 17 * 3 + 1] != 0.0)  # tiny changes are resolved
+
+
 def test_short_video_is_an_input_error():
     au, si = VIDEOS[VIDS[0]]
     with pytest.raises(InputError, match="^007_deliberate_smile_9: 26 frames is shorter"):
