@@ -860,33 +860,27 @@ def _row_indices(phases_BxT, lengths_B, labels: tuple[int, ...], row_size: int, 
     """
     phases_BxT = np.asarray(phases_BxT)
     b, t_len = phases_BxT.shape
-    tt = np.arange(t_len)
-    n_lab = len(labels)
-    ph = np.where(tt[None, :] < np.asarray(lengths_B)[:, None], phases_BxT, -1)
-    group = np.full((b, t_len), n_lab)
-    for q, lab in enumerate(labels):
-        group = np.where(ph == lab, q, group)
-    counts = np.stack([(group == q).sum(axis=1) for q in range(n_lab)], axis=1)      # [B, L]
+    real = np.arange(t_len)[None, :] < np.asarray(lengths_B)[:, None]
+    masks = [(phases_BxT == lab) & real for lab in labels]                         # [B, T] per label
+    counts = np.stack([m.sum(axis=1) for m in masks], axis=1)                      # [B, L]
     rows_per = -(-counts // row_size)
     row_off = np.cumsum(rows_per, axis=1) - rows_per
     n_rows = max(1, int(rows_per.sum(axis=1).max()))
     n_rows = -(-n_rows // row_bucket) * row_bucket
-    order = np.argsort(group * t_len + tt[None, :], axis=1, kind="stable")          # by label, time order inside
-    grp = np.take_along_axis(group, order, axis=1)
-    valid = grp < n_lab
-    grp_c = np.minimum(grp, n_lab - 1)
-    start = np.cumsum(counts, axis=1) - counts
-    rank = tt[None, :] - np.take_along_axis(start, grp_c, axis=1)
-    row = np.take_along_axis(row_off, grp_c, axis=1) + rank // row_size
-    idx = np.full((b, n_rows, row_size), -1, np.int64)
-    bi = np.broadcast_to(np.arange(b)[:, None], (b, t_len))
-    idx[bi[valid], row[valid], (rank % row_size)[valid]] = order[valid]
-    row_count = (idx >= 0).sum(axis=2)
-    first = idx[:, :, 0]
-    row_label = np.where(first >= 0, np.take_along_axis(group, np.maximum(first, 0), axis=1), -1)
-    first = np.maximum(first, 0)
-    idx = np.where(idx < 0, first[:, :, None], idx)
-    return idx.astype(np.int32), row_count.astype(np.int32), row_label.astype(np.int32)
+    # The k-th frame of label q (time order) goes to slot k of the label's rows, i.e. flat slot row_off * row_size + k
+    # of the video: np.nonzero lists the frames in (video, time) order, so k is the position among the video's ones.
+    idx = np.full((b, n_rows * row_size), -1, np.int32)
+    row_label = np.full((b, n_rows), -1, np.int32)
+    r = np.arange(n_rows)
+    for q, m in enumerate(masks):
+        bi, ti = np.nonzero(m)
+        rank = np.arange(len(bi)) - (np.cumsum(counts[:, q]) - counts[:, q])[bi]
+        idx[bi, row_off[bi, q] * row_size + rank] = ti
+        row_label[(r >= row_off[:, q:q + 1]) & (r < (row_off + rows_per)[:, q:q + 1])] = q
+    idx = idx.reshape(b, n_rows, row_size)
+    row_count = (idx >= 0).sum(axis=2).astype(np.int32)
+    idx = np.where(idx < 0, np.maximum(idx[:, :, :1], 0), idx)                    # repeats of the row's first frame
+    return idx, row_count, row_label
 
 
 def _reduce_major(a, op, fill, one=None, k: int = 8) -> jax.Array:
