@@ -8,6 +8,8 @@ Measures, each case in its own subprocess (so peak memory is per case):
   single-threaded (``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``): ms per video;
 * forward, batch 16, T = 40, all cores: ms per video;
 * one training step (forward + backward + Adam, BCE on the logit, batch 16, T = 50), 1 core and all cores;
+* the training step ``bin/`` runs (``smilejax.train``: BCE + L2 + Adam) with the batch split over one JAX CPU device
+  per core (``train16dp``; data parallel, see ``smilejax.train``); PyTorch's row for it is its all-cores step;
 * the training step's forward alone (train mode, loss, no gradient; 1 core): with the step, where its time goes;
 
 compiled functions, compilation excluded, median (and min) of ``--repeats`` >= 20 timed calls, peak RSS from
@@ -45,6 +47,7 @@ CASES = {
     "fwd16_T40": ("forward", 16, 40, False),
     "train1_B16_T50": ("train", 16, 50, True),
     "train16_B16_T50": ("train", 16, 50, False),
+    "train16dp_B16_T50": ("train_dp", 16, 50, False),
     "trainfwd1_B16_T50": ("train_forward", 16, 50, True),
 }
 
@@ -99,11 +102,43 @@ def jax_setup(models, b: int, t: int, conv_impl: str = "cnhw"):
                                opt_state=tx.init(variables["params"]))
 
 
+def run_jax_data_parallel(b: int, t: int, repeats: int) -> dict:
+  """The project's training step (``smilejax.train.get_steps`` with the paper config's RealSmileNet and training
+  options), its batch split over one CPU device per core."""
+  import jax
+
+  from smilejax import train
+
+  train.configure_cpu_devices()
+  sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+  from configs import paper_config
+
+  cfg = paper_config()
+  steps = train.get_steps("realsmilenet", cfg.models.realsmilenet, dict(cfg.train))
+  rng = np.random.default_rng(0)
+  x = rng.random((b, t, 48, 48, 3), dtype=np.float32)
+  lengths, y, w = np.full(b, t, np.int32), rng.integers(0, 2, b).astype(np.float32), np.ones(b, np.float32)
+  state = [train.init_state(steps, x[0], seed=0)]
+  t_compile = time.perf_counter()
+  jax.block_until_ready(steps.train_step(state[0], x, lengths, y, w))
+  compile_s = time.perf_counter() - t_compile
+
+  def one():
+    state[0], m = steps.train_step(state[0], x, lengths, y, w)
+    jax.block_until_ready(m["loss"])
+
+  med, best = _time(one, repeats)
+  return {"median_ms": med * 1e3, "min_ms": best * 1e3, "compile_s": compile_s,
+          "devices": 1 if steps.mesh is None else steps.mesh.size}
+
+
 def run_jax(kind: str, b: int, t: int, repeats: int, conv_impl: str) -> dict:
   import jax
 
   from smilejax import models
 
+  if kind == "train_dp":
+    return run_jax_data_parallel(b, t, repeats)
   j = jax_setup(models, b, t, conv_impl)
   params, stats = j.variables["params"], j.variables["batch_stats"]
   batch = (j.frames, j.lengths, j.labels, j.key)

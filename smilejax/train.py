@@ -34,6 +34,15 @@ split, evaluates the validation split after every epoch and selects the epoch wi
 epoch's weights. ``selection="fixed"`` trains exactly ``epochs`` epochs on all training subjects and tests the final
 weights. Test data are never looked at before the end.
 
+Data parallelism: a model built with a ``batch_axis_name`` field (RealSmileNet) splits each training batch over
+``train.data_parallel`` local devices (0 = all; the largest divisor of B not above it) with ``jax.shard_map``: only
+the model's apply is split, its BatchNorms sum their statistics over the devices and every video draws its own
+dropout masks (``models.layers.RowDropout``), so the step computes what one device would, up to float32 summation
+order; the loss, gradient and Adam update are those of the whole batch. On a CPU, ``configure_cpu_devices`` (called
+by ``bin/`` before JAX starts) presents one device per core: XLA then runs one batch shard per core, which on the
+2-core development CPU took the RealSmileNet step (B = 16, T = 50) from 457 to 380 ms (median, same process,
+interleaved; ``benchmarks/README.md``). Evaluation runs on one device.
+
 Accuracy counts p > 0.5 (logit > 0) as spontaneous. Validation loss is the mean BCE (no regulariser).
 
 Files in ``model_dir``: ``config.json`` (model, training options, epochs, seed, input kind), ``metrics.jsonl`` (one
@@ -64,6 +73,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from orbax.checkpoint import checkpoint_managers as ocp_policies
 
 from smilejax import models
@@ -83,7 +93,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "epochs": 0,            # > 0 overrides every model's own `epochs`
     "bucket": 16,           # time axis padded to a multiple of this
     "checkpoint_interval_s": 0.0,  # 0: save every epoch; > 0: see fit() ("Checkpoints")
+    "data_parallel": 0,     # local devices a training batch is split over (0 = all; module docstring)
 }
+BATCH_AXIS = "batch"  # the mesh axis of the data-parallel step
 SELECTIONS = ("val", "fixed")
 CHECKPOINT_DIR = "checkpoints"
 
@@ -248,14 +260,25 @@ def _prepare_input(x: jax.Array) -> jax.Array:
 
 
 def train_step(state: TrainState, x: jax.Array, lengths: jax.Array, y: jax.Array, w: jax.Array, *,
-               module: Any, tx: optax.GradientTransformation, l2_weight: float):
-  """One Adam step on the objective of the module docstring. Returns (new state, metrics dict of scalars)."""
+               module: Any, tx: optax.GradientTransformation, l2_weight: float, mesh: Mesh | None = None):
+  """One Adam step on the objective of the module docstring. Returns (new state, metrics dict of scalars).
+
+  With a ``mesh`` (axis ``BATCH_AXIS``) the model's apply runs split over the batch (module docstring; ``module``
+  must then have ``batch_axis_name=BATCH_AXIS``)."""
   x = _prepare_input(x)
   dropout_key = jax.random.fold_in(state.rng, state.step)
 
+  def apply(params, batch_stats, x, lengths, key):
+    (logit, _), updates = module.apply(_variables(params, batch_stats), x, lengths, train=True,
+                                       rngs={"dropout": key}, mutable=["batch_stats"])
+    return logit, updates
+
+  if mesh is not None:
+    split, whole = PartitionSpec(BATCH_AXIS), PartitionSpec()
+    apply = jax.shard_map(apply, mesh=mesh, in_specs=(whole, whole, split, split, whole), out_specs=(split, whole))
+
   def loss_fn(params):
-    (logit, _), updates = module.apply(_variables(params, state.batch_stats), x, lengths, train=True,
-                                       rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+    logit, updates = apply(params, state.batch_stats, x, lengths, dropout_key)
     data_loss = jnp.sum(w * bce_with_logits(logit, y)) / jnp.maximum(jnp.sum(w), 1.0)
     reg = l2_penalty(params)
     return data_loss + l2_weight * reg, (data_loss, reg, updates, logit)
@@ -289,6 +312,12 @@ class Steps:
   train_step: Callable
   eval_step: Callable
   init: Callable  # (key, x, lengths) -> (params, batch_stats, opt_state), jitted (op-by-op init is slow)
+  mesh: Mesh | None = None  # the data-parallel training step's devices (None: one device)
+
+  def on_one_device(self, tree: Any) -> Any:
+    """``tree`` (e.g. variables of a data-parallel state, held on every device of the mesh) on the first device,
+    where evaluation runs; unchanged without a mesh."""
+    return tree if self.mesh is None else jax.device_put(tree, self.mesh.devices.flat[0])
 
 
 def _init_variables(key: jax.Array, x: jax.Array, lengths: jax.Array, *, module: Any,
@@ -298,23 +327,60 @@ def _init_variables(key: jax.Array, x: jax.Array, lengths: jax.Array, *, module:
   return params, variables.get("batch_stats", {}), tx.init(params)
 
 
+def configure_cpu_devices(n: int = 0) -> None:
+  """Present the CPU to JAX as ``n`` devices (0 = one per core this process may use), so that the data-parallel
+  training step runs one batch shard per core. Effective only before JAX initialises its backends (``bin/`` calls it
+  first); later, or where the user already set ``jax_num_cpu_devices``, it leaves things as they are."""
+  n = n or len(os.sched_getaffinity(0))
+  if jax.config.jax_num_cpu_devices != -1 or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    return  # the user's own setting wins
+  try:
+    jax.config.update("jax_num_cpu_devices", n)
+  except RuntimeError as e:  # the backends are already up
+    logging.warning("configure_cpu_devices(%d) ignored: %s", n, e)
+
+
+def data_parallel_devices(requested: int, batch_size: int, available: int) -> int:
+  """Devices a training batch is split over: ``requested`` (0 = all ``available``) capped at ``available``, then
+  the largest divisor of ``batch_size`` not above that (every device gets the same number of examples)."""
+  n = max(1, min(int(requested) or available, available, int(batch_size)))
+  while batch_size % n:
+    n -= 1
+  return n
+
+
 @functools.lru_cache(maxsize=None)
-def _steps_cached(arch: str, module_json: str, opt_json: str) -> Steps:
+def _steps_cached(arch: str, module_json: str, opt_json: str, n_devices: int) -> Steps:
   module = models.build(arch, json.loads(module_json))
   opt = json.loads(opt_json)
   tx = make_optimizer(opt)
-  ts = jax.jit(functools.partial(train_step, module=module, tx=tx, l2_weight=float(opt["l2_weight"])))
+  step_fn = functools.partial(train_step, tx=tx, l2_weight=float(opt["l2_weight"]))
   es = jax.jit(functools.partial(eval_step, module=module))
   init = jax.jit(functools.partial(_init_variables, module=module, tx=tx))
-  return Steps(module, tx, ts, es, init)
+  if n_devices == 1:
+    return Steps(module, tx, jax.jit(functools.partial(step_fn, module=module)), es, init)
+  mesh = Mesh(np.array(jax.local_devices()[:n_devices]), (BATCH_AXIS,))
+  dp_step = jax.jit(functools.partial(step_fn, module=module.clone(batch_axis_name=BATCH_AXIS), mesh=mesh))
+  replicated = NamedSharding(mesh, PartitionSpec())
+
+  def ts(state, *batch):  # a fresh or restored state lives on one device: replicate it (a no-op afterwards)
+    return dp_step(jax.device_put(state, replicated), *batch)
+
+  return Steps(module, tx, ts, es, init, mesh)
 
 
 def get_steps(arch: str, module_cfg: Mapping[str, Any], train_cfg: Mapping[str, Any]) -> Steps:
-  """The (cached) module and jitted steps for architecture ``arch`` with these options."""
+  """The (cached) module and jitted steps for architecture ``arch`` with these options; the training step is
+  data-parallel where the architecture supports it and ``train_cfg`` (``data_parallel``, ``batch_size``) and the
+  local devices allow (module docstring)."""
   fields = models.model_fields(arch)
   module_kw = {k: _jsonable(v) for k, v in sorted(dict(module_cfg).items()) if k in fields}
   opt = {k: float(train_cfg[k]) for k in ("learning_rate", "adam_b1", "adam_b2", "adam_eps", "l2_weight")}
-  return _steps_cached(arch, json.dumps(module_kw, sort_keys=True), json.dumps(opt, sort_keys=True))
+  n_devices = 1
+  if "batch_axis_name" in fields:
+    n_devices = data_parallel_devices(train_cfg.get("data_parallel", 0), int(train_cfg["batch_size"]),
+                                      jax.local_device_count())
+  return _steps_cached(arch, json.dumps(module_kw, sort_keys=True), json.dumps(opt, sort_keys=True), n_devices)
 
 
 def init_state(steps: Steps, example_x: np.ndarray, *, seed: int) -> TrainState:
@@ -601,9 +667,10 @@ def fit(model_name: str, model_cfg: Any, train_cfg: Any, data: Mapping[str, Any]
                                  f"(epoch {epoch}); aborting")
       losses.append(loss)
     record = {"epoch": epoch, "step": int(state.step), "train_loss": float(np.mean(losses)),
-              "val_loss": None, "val_acc": None}
+              "val_loss": None, "val_acc": None, "devices": 1 if steps.mesh is None else steps.mesh.size}
     if val is not None:
-      vacc, vloss = accuracy_and_loss(predict(steps, state.variables, val, batch_size=ebsz, bucket=bucket), val.y)
+      vacc, vloss = accuracy_and_loss(predict(steps, steps.on_one_device(state.variables), val, batch_size=ebsz,
+                                              bucket=bucket), val.y)
       record.update(val_loss=vloss, val_acc=vacc)
     record["seconds"] = round(time.time() - t0, 3)
     records.append(record)
@@ -630,7 +697,7 @@ def fit(model_name: str, model_cfg: Any, train_cfg: Any, data: Mapping[str, Any]
   if selected != len(records):  # the weights in memory are those of the last epoch
     state, _ = _restore(mngr, selected, template)
   mngr.close()
-  variables = state.variables
+  variables = steps.on_one_device(state.variables)
   test_logits = predict(steps, variables, test, batch_size=ebsz, bucket=bucket)
   test_acc, _ = accuracy_and_loss(test_logits, test.y)
   sel = records[selected - 1]
@@ -659,7 +726,8 @@ def select_epoch(records: Sequence[Mapping[str, Any]], selection: str) -> int:
 
 
 # Training options that cannot change a result (a run may be resumed with other values).
-RESULT_NEUTRAL_TRAIN_KEYS = ("checkpoint_interval_s",)
+# data_parallel: the split changes only the float32 summation order (module docstring), as does another core count.
+RESULT_NEUTRAL_TRAIN_KEYS = ("checkpoint_interval_s", "data_parallel")
 
 
 def _comparable(run_config: Mapping[str, Any]) -> dict:

@@ -293,3 +293,60 @@ def test_realsmilenet_learns_a_separable_pixel_problem(tmp_path):
   data = {"train": examples(96), "val": examples(32), "test": examples(64)}
   r = train.fit("realsmilenet", model_cfg, train_cfg, data, tmp_path / "rsn")
   assert r.test_acc >= 0.95, f"RealSmileNet test accuracy {r.test_acc} on a separable pixel problem: {r.history}"
+
+
+# --------------------------------------------------------------------------------------------- data parallelism
+
+
+def test_data_parallel_devices_divides_the_batch():
+  assert train.data_parallel_devices(0, 16, 2) == 2      # 0 = all available
+  assert train.data_parallel_devices(0, 16, 6) == 4      # largest divisor of 16 not above 6
+  assert train.data_parallel_devices(8, 16, 2) == 2      # capped by the devices there are
+  assert train.data_parallel_devices(1, 16, 8) == 1      # 1 = off
+  assert train.data_parallel_devices(0, 3, 8) == 3       # never more devices than examples
+
+
+def test_data_parallel_step_equals_one_device_step():
+  """RealSmileNet's training step split over 2 devices (BatchNorm statistics summed over them, per-video dropout
+  masks) gives the one-device step: loss, gradient and running statistics up to float32 summation order. Dropout
+  is on, the batch has padded frames and a length-0 dummy, and the non-local block is switched on (its BatchNorm
+  scale starts at 0), so every statistic that couples the videos is exercised."""
+  if jax.local_device_count() < 2:
+    pytest.skip("needs 2 JAX devices (tests/conftest.py presents the CPU as 2 before JAX starts)")
+  import functools
+
+  import optax
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+  from smilejax import models
+
+  module = models.build("realsmilenet")
+  sgd = optax.sgd(1.0)  # new params = params - gradient: the step's gradient is what is compared
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (4, 8, 48, 48, 3), dtype=np.uint8)
+  lengths = np.array([8, 5, 0, 3], np.int32)
+  y, w = np.array([1, 0, 1, 0], np.float32), np.ones(4, np.float32)
+  params, batch_stats, _ = jax.jit(functools.partial(train._init_variables, module=module, tx=sgd))(
+      jax.random.PRNGKey(0), x[:1], lengths[:1])
+  params = jax.tree_util.tree_map_with_path(
+      lambda p, a: a + 1.0 if "'nonlocal'" in jax.tree_util.keystr(p) and "'scale'" in jax.tree_util.keystr(p)
+      else a, params)
+  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                           opt_state=sgd.init(params), rng=jax.random.PRNGKey(1))
+  mesh = Mesh(np.array(jax.local_devices()[:2]), (train.BATCH_AXIS,))
+  one = jax.jit(functools.partial(train.train_step, module=module, tx=sgd, l2_weight=1e-3))
+  two = jax.jit(functools.partial(train.train_step, module=module.clone(batch_axis_name=train.BATCH_AXIS), tx=sgd,
+                                  l2_weight=1e-3, mesh=mesh))
+  s1, m1 = one(state, x, lengths, y, w)
+  s2, m2 = two(jax.device_put(state, NamedSharding(mesh, PartitionSpec())), x, lengths, y, w)
+  assert float(m2["loss"]) == pytest.approx(float(m1["loss"]), rel=1e-6)
+  g1, g2 = (jax.tree_util.tree_map(lambda a, b: np.asarray(a) - np.asarray(b), state.params, s.params)
+            for s in (s1, s2))
+  scale = max(float(np.max(np.abs(g))) for g in jax.tree_util.tree_leaves(g1))
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(g1), jax.tree_util.tree_leaves(g2)):
+    # atol: a bias right before a BatchNorm has a zero data gradient, its computed value is float32 noise ~1e-4 of
+    # the largest gradient (as for the same batch in another order on one device)
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * scale, err_msg=f"gradient {jax.tree_util.keystr(path)}")
+  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(s1.batch_stats),
+                          jax.tree_util.tree_leaves(s2.batch_stats)):
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=f"running statistic {jax.tree_util.keystr(path)}")

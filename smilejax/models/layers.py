@@ -99,6 +99,17 @@ def _fusion_barrier_bwd(_, g):
 fusion_barrier.defvjp(_fusion_barrier_fwd, _fusion_barrier_bwd)
 
 
+def varying_like(a: Array, like: Array) -> Array:
+  """``a`` marked as varying over the same ``jax.shard_map`` mesh axes as ``like`` (a no-op outside shard_map).
+
+  A custom-VJP function's backward pass must return cotangents of the types of its inputs. Given a replicated kernel
+  and a batch-split input, its kernel gradient varies over the batch axis; casting the kernel to varying first,
+  outside the custom VJP, makes the types agree, and the cast's own transpose sums the gradient over the axis.
+  """
+  axes = tuple(sorted(jax.typeof(like).manual_axis_type.varying - jax.typeof(a).manual_axis_type.varying))
+  return jax.lax.pcast(a, axes, to="varying") if axes else a
+
+
 def lax_conv_same(x: Array, kernel: Array) -> Array:
   """'SAME' stride-1 ``lax.conv_general_dilated`` of ... x H x W x I with an HWIO kernel (XLA's own gradient)."""
   lead = x.shape[:-3]
@@ -158,7 +169,7 @@ def conv_kernel_grad(x: Array, g: Array, k: int, *, channels_first: bool = False
     patches = jnp.stack(_windows(xc, k, padded=padded))  # [k k, I, chunk, h, w]
     return acc + jnp.dot(patches.reshape(k * k * c_in, -1), gc.reshape(c_out, -1).T)
 
-  acc = jnp.zeros((k * k * c_in, c_out), jnp.float32)
+  acc = varying_like(jnp.zeros((k * k * c_in, c_out), jnp.float32), x)  # a loop carry: typed like the products
   n_chunks = n // chunk
   if n_chunks == 1:
     acc = add_chunk(0, acc)
@@ -169,7 +180,6 @@ def conv_kernel_grad(x: Array, g: Array, k: int, *, channels_first: bool = False
   return acc.reshape(k, k, c_in, c_out)
 
 
-@jax.custom_vjp
 def conv_same(x: Array, kernel_KxKxIxO: Array) -> Array:
   """'SAME' stride-1 convolution (cross-correlation, odd square kernel, no bias) of ... x H x W x I by
   ``lax.conv_general_dilated``, with a custom gradient.
@@ -178,7 +188,12 @@ def conv_same(x: Array, kernel_KxKxIxO: Array) -> Array:
   transpose of a 'SAME' correlation with an odd kernel) and dL/dK is :func:`conv_kernel_grad`; both are exactly
   the gradient. XLA's own kernel-gradient convolution is ~100x slower on CPU for these shapes.
   """
-  return lax_conv_same(x, kernel_KxKxIxO)
+  return _conv_same(x, varying_like(kernel_KxKxIxO, x))
+
+
+@jax.custom_vjp
+def _conv_same(x: Array, kernel: Array) -> Array:
+  return lax_conv_same(x, kernel)
 
 
 def _conv_same_fwd(x, kernel):
@@ -191,7 +206,7 @@ def _conv_same_bwd(res, g):
           conv_kernel_grad(x, g, kernel.shape[0]))
 
 
-conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
+_conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
 
 
 # --- Channels-first ("cnhw") representation ---------------------------------------------------------------------
@@ -230,12 +245,16 @@ def _conv_cf(x_Ix___xHxW: Array, kernel_KxKxIxO: Array) -> tuple[Array, Array]:
   return _conv_valid_cf(xp, kernel_KxKxIxO), xp
 
 
-@jax.custom_vjp
 def conv_same_cf(x_Ix___xHxW: Array, kernel_KxKxIxO: Array) -> Array:
   """'SAME' stride-1 correlation (odd square kernel, no bias) of a channels-first map I x ... x H x W -> O x ... x
   H x W. Custom gradient, exact: dL/dx is the same correlation of the cotangent with the flipped, in/out-transposed
   kernel; dL/dK by chunked patch products (:func:`conv_kernel_grad`) over the padded input kept from the forward."""
-  return _conv_cf(x_Ix___xHxW, kernel_KxKxIxO)[0]
+  return _conv_same_cf(x_Ix___xHxW, varying_like(kernel_KxKxIxO, x_Ix___xHxW))
+
+
+@jax.custom_vjp
+def _conv_same_cf(x: Array, kernel: Array) -> Array:
+  return _conv_cf(x, kernel)[0]
 
 
 def _conv_same_cf_fwd(x, kernel):
@@ -250,7 +269,7 @@ def _conv_same_cf_bwd(res, g):
   return dx, conv_kernel_grad(xp, g, kernel.shape[0], channels_first=True, padded=True)
 
 
-conv_same_cf.defvjp(_conv_same_cf_fwd, _conv_same_cf_bwd)
+_conv_same_cf.defvjp(_conv_same_cf_fwd, _conv_same_cf_bwd)
 
 
 def avg_pool2_cf(x_Cx___xHxW: Array) -> Array:
@@ -309,6 +328,30 @@ def avg_pool2(x_NxHxWxC: Array) -> Array:
 def max_pool2(x_NxHxWxC: Array) -> Array:
   """2x2 max pooling, stride 2 (H and W must be even)."""
   return _pool2(x_NxHxWxC, jnp.maximum)
+
+
+class RowDropout(nn.Module):
+  """Dropout (inverted: kept entries scaled by 1 / (1 - rate)) whose keep mask for batch row b is drawn from
+  ``fold_in(key, row_offset + b)``, ``key`` from the ``dropout`` rng stream.
+
+  Row b's mask is thus the same whether the batch runs whole or split over devices (``row_offset`` = the global
+  index of the first local row), so a data-parallel training step (``smilejax.train``) computes what one device
+  would. ``broadcast_dims``: axes of ``x`` sharing one decision (e.g. (2, 3) for Dropout2d over B x T x H x W x C).
+  """
+
+  rate: float
+  broadcast_dims: Sequence[int] = ()
+
+  @nn.compact
+  def __call__(self, x: Array, *, deterministic: bool, row_offset: Array | int = 0) -> Array:
+    if deterministic or self.rate == 0.0:
+      return x
+    keep_prob = 1.0 - self.rate
+    key = self.make_rng("dropout")
+    row_shape = tuple(1 if d in self.broadcast_dims else n for d, n in enumerate(x.shape))[1:]
+    rows = row_offset + jnp.arange(x.shape[0])
+    keep = jax.vmap(lambda r: jax.random.bernoulli(jax.random.fold_in(key, r), keep_prob, row_shape))(rows)
+    return jnp.where(keep, x / keep_prob, 0.0) if keep_prob > 0.0 else jnp.zeros_like(x)
 
 
 def lstm_gates(z: Array, c_prev: Array) -> tuple[Array, ...]:
@@ -392,6 +435,9 @@ class MaskedBatchNorm(nn.Module):
   scale_init: Initializer = nn.initializers.ones
   bias_init: Initializer = nn.initializers.zeros
   channels_first: bool = False  # x is C x ... (the mask then covers the axes right after the channel axis)
+  # Inside jax.shard_map over a batch split on mesh axis ``axis_name``: the statistics are those of the whole batch
+  # (the sums and counts are psum-ed over the axis), so a data-parallel step normalises as one device would.
+  axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: Array, mask: Array | None = None, *,
@@ -408,20 +454,23 @@ class MaskedBatchNorm(nn.Module):
     def per_channel(v):  # a (C,) vector broadcast against x
       return v.reshape((c,) + (1,) * (x.ndim - 1)) if cf else v
 
+    def total(v):  # a sum over the local batch -> over the whole batch
+      return v if self.axis_name is None else jax.lax.psum(v, self.axis_name)
+
     if use_running_average:
       mean, var = ra_mean.value, ra_var.value
     else:
       if mask is None:
-        n = jnp.asarray(float(np.prod(other)), jnp.float32)
-        mean = jnp.sum(x, axis=axes) / n
-        var = jnp.sum(jnp.square(x - per_channel(mean)), axis=axes) / n
+        n = total(jnp.asarray(float(np.prod(other)), jnp.float32))
+        mean = total(jnp.sum(x, axis=axes)) / n
+        var = total(jnp.sum(jnp.square(x - per_channel(mean)), axis=axes)) / n
       else:
         mask = jnp.asarray(mask, bool)
         if mask.shape != other[:mask.ndim] or mask.ndim >= x.ndim:
           raise ValueError(f"MaskedBatchNorm: mask shape {mask.shape} must be a leading prefix of the non-channel "
                            f"axes of x with shape {x.shape}")
         n_entries, per_entry = mask.size, int(np.prod(other[mask.ndim:]))  # e.g. B * T frames of H * W each
-        n = jnp.maximum(jnp.sum(mask.astype(jnp.float32)) * per_entry, 1.0)
+        n = jnp.maximum(total(jnp.sum(mask.astype(jnp.float32))) * per_entry, 1.0)
 
         def masked_sum(v):
           # Sum over each mask entry first (contiguous), then over the real entries: where() on the small per-entry
@@ -429,9 +478,9 @@ class MaskedBatchNorm(nn.Module):
           # cost of masking every element (one core, 3 x 800 x 48 x 48 channels-first: forward + backward 78 -> 29 ms).
           if cf:
             per_entry_sums = jnp.sum(v.reshape(c, n_entries, per_entry), 2)
-            return jnp.sum(jnp.where(mask.reshape(1, n_entries), per_entry_sums, 0.0), 1)
+            return total(jnp.sum(jnp.where(mask.reshape(1, n_entries), per_entry_sums, 0.0), 1))
           per_entry_sums = jnp.sum(v.reshape(n_entries, per_entry, c), 1)
-          return jnp.sum(jnp.where(mask.reshape(n_entries, 1), per_entry_sums, 0.0), 0)
+          return total(jnp.sum(jnp.where(mask.reshape(n_entries, 1), per_entry_sums, 0.0), 0))
 
         mean = masked_sum(x) / n
         var = masked_sum(jnp.square(x - per_channel(mean))) / n
