@@ -1161,6 +1161,7 @@ def _bucket(n: int, bucket: int) -> int:
     return max(bucket, -(-n // bucket) * bucket) if bucket else n
 
 
+_REGROUP = 4  # extract_batch: chunks re-sorted by row count within runs of this many (sorted by length)
 _PHASE_CHUNK = 256  # videos per phase-detection call: the scan's per-step work stays in cache (benchmarks/README)
 _SCAN_UNROLL = 1  # lax.scan unroll of the phase detector (4: no clear gain on 2 busy cores)
 
@@ -1312,7 +1313,6 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     if not np.issubdtype(au.dtype, np.floating):
         au = au.astype(np.float32)
     dtype = jax.dtypes.canonicalize_dtype(au.dtype)  # float32 unless x64 is enabled
-    order = np.argsort(lengths, kind="stable")
     chunk = n_vid if not chunk_size else min(int(chunk_size), n_vid)
     t_all = _bucket(int(lengths.max()), bucket)
 
@@ -1326,6 +1326,13 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     # from row 0, so a chunk takes the first (most rows any of its videos uses, rounded up to a multiple of 4)
     row_idx, row_count, row_label = _row_indices(phases, lengths, _segment_labels(opts), _ROW_SIZE)
     rows_used = np.sum(row_label >= 0, axis=1)
+    # Chunks of similar length (the dynamics' time axis) and, within every run of _REGROUP chunks, of similar row
+    # counts (the segment statistics' row axis): 1240 benchmark videos, chunk 16: 14.1 -> 12.3 rows and 391 -> 396
+    # frames per video, against chunks by length alone.
+    order = np.argsort(lengths, kind="stable")
+    group = _REGROUP * chunk
+    order = np.concatenate([order[g:g + group][np.argsort(rows_used[order[g:g + group]], kind="stable")]
+                            for g in range(0, n_vid, group)])
 
     n_d = feature_dims(opts, n_au)
     frame = np.zeros((n_vid, t_len, n_d["frame"]), dtype)
