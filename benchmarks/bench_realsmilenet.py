@@ -18,6 +18,9 @@ cases run on [O]'s ``org`` model in PyTorch (``benchmarks/torch_org.py``, writte
 module names; BCE on its sigmoid output, as [O]) in the same run, and the table gives the ratio. Without it, the
 spec's recorded baseline (17.5 ms at T = 40, 49 ms at T = 130, 1.2 s per training step) is quoted.
 
+Every case runs with glibc's transparent-huge-page malloc (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, as ``bin/``
+runs; ``bin/_hugepage_malloc.py``), PyTorch's cases too; ``--malloc=default`` runs both without it.
+
 The subprocess entry point is ``--case NAME`` (prints one JSON line).
 """
 
@@ -221,9 +224,14 @@ def _cpu_model() -> str:
   return platform.processor() or "unknown"
 
 
-def _run_case(python: str, framework: str, case: str, repeats: int, conv_impl: str = "cnhw") -> dict:
+def _run_case(python: str, framework: str, case: str, repeats: int, conv_impl: str = "cnhw",
+              malloc: str = "hugepages") -> dict:
   _, _, _, single = CASES[case]
   env = dict(os.environ)
+  if malloc == "hugepages":
+    env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
+  else:
+    env.pop("GLIBC_TUNABLES", None)
   cmd = [python, __file__, "--case", case, "--framework", framework, "--repeats", str(repeats),
          "--conv-impl", conv_impl]
   if single:
@@ -245,6 +253,8 @@ def main() -> None:
   ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
   ap.add_argument("--json", default=None, help="also write all results to this JSON file")
   ap.add_argument("--conv-impl", default="cnhw", help="RealSmileNet conv_impl for the JAX model (cnhw | lax)")
+  ap.add_argument("--malloc", choices=("hugepages", "default"), default="hugepages",
+                  help="glibc malloc of every case: with transparent huge pages (as bin/ runs) or the default")
   args = ap.parse_args()
 
   if args.case:  # subprocess: one measurement
@@ -262,13 +272,13 @@ def main() -> None:
   if args.repeats < 20:
     ap.error("--repeats must be >= 20 (spec §8)")
   cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-  print(f"CPU: {_cpu_model()}; {os.cpu_count()} logical CPUs; load average {os.getloadavg()}")
+  print(f"CPU: {_cpu_model()}; {os.cpu_count()} logical CPUs; load average {os.getloadavg()}; malloc {args.malloc}")
   results = []
   for case in cases:
-    row = {"case": case, "conv_impl": args.conv_impl,
-           "jax": _run_case(sys.executable, "jax", case, args.repeats, args.conv_impl)}
+    row = {"case": case, "conv_impl": args.conv_impl, "malloc": args.malloc,
+           "jax": _run_case(sys.executable, "jax", case, args.repeats, args.conv_impl, args.malloc)}
     if args.torch_python:
-      row["torch"] = _run_case(args.torch_python, "torch", case, args.repeats)
+      row["torch"] = _run_case(args.torch_python, "torch", case, args.repeats, malloc=args.malloc)
     results.append(row)
     print(json.dumps(row), flush=True)
 
