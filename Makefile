@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bin/run_all_folds --config=configs/default.py $(ARGS)
 
+# Transparent-huge-page malloc, as bin/ sets for itself (bin/_hugepage_malloc.py): fewer page faults in XLA:CPU.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(ARGS)
+	GLIBC_TUNABLES=glibc.malloc.hugetlb=1 $(BIN)/python -m pytest -q $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_auda.py
