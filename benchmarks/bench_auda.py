@@ -43,8 +43,9 @@ flags.DEFINE_float("fps", 50.0, "frame rate")
 flags.DEFINE_integer("seed", 0, "random seed")
 flags.DEFINE_bool("check", True, "compare the JAX features with the NumPy reference on the subset")
 flags.DEFINE_string("baseline", None,
-                    "path of another auda.py (e.g. from `git show <commit>:smilejax/auda.py > /tmp/auda_old.py`): "
-                    "timed in the same process, runs interleaved with the current module (an A/B on a busy machine)")
+                    "path of another auda.py (e.g. from `git show <commit>:smilejax/auda.py > /tmp/auda_old.py`), or "
+                    "several, comma-separated: timed in the same process, runs interleaved with the current module "
+                    "(an A/B on a busy machine)")
 
 
 def make_videos(n: int, fps: float, seed: int):
@@ -114,11 +115,14 @@ def main(argv):
     modules = {"smilejax.auda": auda}
     if FLAGS.baseline:
         import importlib.util
-        spec = importlib.util.spec_from_file_location("auda_baseline", FLAGS.baseline)
-        base = importlib.util.module_from_spec(spec)
-        sys.modules["auda_baseline"] = base
-        spec.loader.exec_module(base)
-        modules = {f"baseline {FLAGS.baseline}": base, "smilejax.auda": auda}
+        modules = {}
+        for i, path in enumerate(FLAGS.baseline.split(",")):
+            spec = importlib.util.spec_from_file_location(f"auda_baseline{i}", path)
+            base = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = base
+            spec.loader.exec_module(base)
+            modules[f"baseline {path}"] = base
+        modules["smilejax.auda"] = auda
 
     def run(module):
         return module.extract_batch(au, si, lengths, fps=fps, chunk_size=FLAGS.chunk_size, bucket=FLAGS.bucket,
@@ -145,9 +149,9 @@ def main(argv):
         print(f"  process CPU time (all threads): best {min(cpus[name]) / n * 1e3:.3f} ms/video, "
               f"median {statistics.median(cpus[name]) / n * 1e3:.3f} ms/video")
         print(f"  videos without a detected smile: {int(outs[name].no_smile_detected_B.sum())} of {n}")
-    if FLAGS.baseline:
-        a, b = outs[list(modules)[0]], outs["smilejax.auda"]
-        print(f"  baseline vs current: phases equal {np.array_equal(a.phases_BxT, b.phases_BxT)}; largest absolute "
+    for name in list(modules)[:-1]:
+        a, b = outs[name], outs["smilejax.auda"]
+        print(f"  {name} vs current: phases equal {np.array_equal(a.phases_BxT, b.phases_BxT)}; largest absolute "
               f"difference frame {np.abs(a.frame_BxTxD - b.frame_BxTxD).max():.1e}, "
               f"au_wise {np.abs(a.au_wise_BxD - b.au_wise_BxD).max():.1e}, "
               f"cross_au {np.abs(a.cross_au_BxD - b.cross_au_BxD).max():.1e}")
