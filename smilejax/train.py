@@ -40,7 +40,7 @@ the model's apply is split, its BatchNorms sum their statistics over the devices
 dropout masks (``models.layers.RowDropout``), so the step computes what one device would, up to float32 summation
 order; the loss, gradient and Adam update are those of the whole batch. On a CPU, ``configure_cpu_devices`` (called
 by ``bin/`` before JAX starts) presents one device per core: XLA then runs one batch shard per core, which on the
-2-core development CPU took the RealSmileNet step (B = 16, T = 50) from 457 to 380 ms (median, same process,
+2-core development CPU took the RealSmileNet step (B = 16, T = 50) from 464 to 368 ms (median, same process,
 interleaved; ``benchmarks/README.md``). Evaluation runs on one device.
 
 Accuracy counts p > 0.5 (logit > 0) as spontaneous. Validation loss is the mean BCE (no regulariser).
