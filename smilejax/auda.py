@@ -407,12 +407,18 @@ def _trend_time_major(x_BxTxC, window: int, lengths_B, legacy_edge: bool, one=No
     """
     b, t_len, n_c = x_BxTxC.shape
     h = window // 2
-    k = jnp.arange(-h, t_len + h, dtype=jnp.int32)[None, :, None]
-    xpad = jnp.pad(x_BxTxC, ((0, 0), (h, h), (0, 0)))
     first = x_BxTxC[:, :1]
     last = jnp.take_along_axis(x_BxTxC, jnp.broadcast_to((lengths_B - 1)[:, None, None], (b, 1, n_c)), axis=1)
-    lim = (lengths_B - h if legacy_edge else lengths_B)[:, None, None]
-    xp = jnp.where(k >= lim, last, jnp.where(k < 0, first, xpad)).reshape(b, (t_len + 2 * h) * n_c)
+    # A real frame's window reads x'[k] for k < L + h only: the zero-padded series with the first value written over
+    # the h frames before it and then (it wins) the last value over k = L - h .. L + h - 1 (legacy; L .. L + h - 1
+    # otherwise), per video. Frames beyond hold zeros, which no real frame reads. (Selects over the whole padded
+    # series with first / last broadcast along time cost a per-element channel look-up: dynamics 0.159 -> 0.134
+    # ms/video without them, 16 videos.)
+    xp = jnp.pad(x_BxTxC, ((0, 0), (h, h), (0, 0)))
+    xp = lax.dynamic_update_slice(xp, jnp.broadcast_to(first, (b, h, n_c)), (0, 0, 0))
+    n_last, start = (2 * h, lengths_B) if legacy_edge else (h, lengths_B + h)   # start in padded frames: k + h
+    xp = jax.vmap(lambda a, v, s0: lax.dynamic_update_slice(a, jnp.broadcast_to(v, (n_last, n_c)), (s0, 0 * s0)))(
+        xp, last, start).reshape(b, (t_len + 2 * h) * n_c)
     if separate_products:
         delta, r = _regress(_keep(xp, one), t_len, window, one, separate_products, stride=n_c)
     else:
