@@ -6,6 +6,7 @@ test reuses the same compiled steps (train.get_steps caches them by configuratio
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -13,9 +14,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from smilejax import train
+from smilejax import models, train
 from smilejax.errors import InputError
 from smilejax.models.layers import safe_l2_norm
 
@@ -313,13 +316,6 @@ def test_data_parallel_step_equals_one_device_step():
   scale starts at 0), so every statistic that couples the videos is exercised."""
   if jax.local_device_count() < 2:
     pytest.skip("needs 2 JAX devices (tests/conftest.py presents the CPU as 2 before JAX starts)")
-  import functools
-
-  import optax
-  from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-  from smilejax import models
-
   module = models.build("realsmilenet")
   sgd = optax.sgd(1.0)  # new params = params - gradient: the step's gradient is what is compared
   rng = np.random.default_rng(0)
