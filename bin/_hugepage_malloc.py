@@ -1,4 +1,4 @@
-"""bin/ programs run with glibc's transparent-huge-page malloc (imported first by the programs that run JAX).
+"""bin/ programs that train run with glibc's transparent-huge-page malloc (imported first by run_fold, run_all_folds).
 
 XLA:CPU takes fresh memory for the buffers of every execution of a compiled program, and glibc hands such large
 blocks out as new 4 KB pages: one RealSmileNet training step (B = 16, T = 50) took ~62 000 page faults (~250 MB of
@@ -6,7 +6,9 @@ pages zeroed by the kernel). With ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (gli
 transparent huge pages (kernel THP mode "madvise", the usual default, or "always"): ~500 faults per step, and the step
 on one core of the 2-core development CPU took 378-504 ms instead of 560-850 ms (benchmarks/README.md). glibc reads
 the tunable only when a process starts, so the program re-executes itself once with it set. Elsewhere (another libc,
-THP off) the variable is ignored. ``SMILEJAX_NO_REEXEC=1`` turns this off.
+THP off) the variable is ignored. ``SMILEJAX_NO_REEXEC=1`` turns this off. AUDA extraction alone gains nothing
+consistent (1240 videos, 2 workers: 0.515 / 0.560 ms/video without, 0.584 / 0.589 with; one core 0.687 -> 0.636),
+so bin/extract_features does not re-execute.
 """
 
 import os
