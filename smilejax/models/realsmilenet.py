@@ -129,7 +129,6 @@ class FrameEncoder(nn.Module):
     return RowDropout(self.dropout, broadcast_dims=(2, 3))(x, deterministic=not train, row_offset=row_offset)
 
 
-@jax.custom_vjp
 def conv_lstm_step(gx_BxHxWxG: Array, c_prev: Array, h_prev: Array, kernel_h: Array) -> tuple[Array, Array]:
   """One ConvLSTM step given the input half of the gates: z = gx + Conv3x3(h_prev; kernel_h),
   [i, f, o, g] = split(z); c = sig(f) c_prev + sig(i) tanh(g); h = sig(o) tanh(c). Returns (c, h).
@@ -138,9 +137,15 @@ def conv_lstm_step(gx_BxHxWxG: Array, c_prev: Array, h_prev: Array, kernel_h: Ar
   dh_out tanh(c) o(1-o), dc i (1-g^2)]; dgx = dz, dc_prev = dc f, dh_prev = a forward-style convolution of dz with
   the flipped, in/out-transposed kernel, and dL/dkernel_h = corr(h_prev, dz) as one patch product over all positions
   (``layers.conv_kernel_grad``). XLA's own transpose of this convolution w.r.t. the kernel is a kernel-gradient
-  convolution that is ~100x slower on CPU for these shapes.
+  convolution that is ~100x slower on CPU for these shapes. Inside ``jax.shard_map`` the replicated kernel is cast to
+  vary like the state first (``layers.varying_like``), as ``conv_same`` does.
   """
-  return _conv_lstm_step_fwd(gx_BxHxWxG, c_prev, h_prev, kernel_h)[0]
+  return _conv_lstm_step(gx_BxHxWxG, c_prev, h_prev, varying_like(kernel_h, h_prev))
+
+
+@jax.custom_vjp
+def _conv_lstm_step(gx, c_prev, h_prev, kernel_h):
+  return _conv_lstm_step_fwd(gx, c_prev, h_prev, kernel_h)[0]
 
 
 def _conv_lstm_step_fwd(gx, c_prev, h_prev, kernel_h):
@@ -160,7 +165,7 @@ def _conv_lstm_step_bwd(res, cotangents):
   return dz, dc * f, lax_conv_same(dz, kernel_t), conv_kernel_grad(h_prev, dz, kernel_h.shape[0])
 
 
-conv_lstm_step.defvjp(_conv_lstm_step_fwd, _conv_lstm_step_bwd)
+_conv_lstm_step.defvjp(_conv_lstm_step_fwd, _conv_lstm_step_bwd)
 
 
 class ConvLSTMCell(nn.Module):
@@ -175,7 +180,7 @@ class ConvLSTMCell(nn.Module):
   def __call__(self, carry: tuple[Array, Array], gx_BxHxWxG: Array, m_B: Array,
                kernel_h: Array) -> tuple[tuple[Array, Array], None]:
     c_prev, h_prev = carry
-    c_new, h_new = conv_lstm_step(gx_BxHxWxG, c_prev, h_prev, varying_like(kernel_h, h_prev))
+    c_new, h_new = conv_lstm_step(gx_BxHxWxG, c_prev, h_prev, kernel_h)
     m = m_B[:, None, None, None]
     return (jnp.where(m, c_new, c_prev), jnp.where(m, h_new, h_prev)), None
 
