@@ -874,8 +874,7 @@ def _row_indices(phases_BxT, lengths_B, labels: tuple[int, ...], row_size: int, 
     counts = np.stack([m.sum(axis=1) for m in masks], axis=1)                      # [B, L]
     rows_per = -(-counts // row_size)
     row_off = np.cumsum(rows_per, axis=1) - rows_per
-    n_rows = max(1, int(rows_per.sum(axis=1).max()))
-    n_rows = -(-n_rows // row_bucket) * row_bucket
+    n_rows = _bucket(int(rows_per.sum(axis=1).max()), row_bucket)
     # The k-th frame of label q (time order) goes to slot k of the label's rows, i.e. flat slot row_off * row_size + k
     # of the video: np.nonzero lists the frames in (video, time) order, so k is the position among the video's ones.
     idx = np.full((b, n_rows * row_size), -1, np.int32)
