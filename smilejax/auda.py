@@ -1174,32 +1174,37 @@ _PHASE_CHUNK = 128  # videos per phase-detection call (1240 videos, one core: 12
 _SCAN_UNROLL = 1  # lax.scan unroll of the phase detector (4: no clear gain on 2 busy cores)
 
 
-def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK, workers: int = 1):
-    """Float64 phases of a padded batch, in chunks of ``chunk`` videos (the last one padded with copies)."""
+def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK, workers: int = 1, bucket: int = 64):
+    """Float64 phases of a padded batch [B, T] -> int32 [B, T]. Videos are taken in order of length, in chunks of
+    ``chunk`` (the last one padded with copies), each at its own length rounded up to ``bucket`` frames: the scan
+    then does little padded work (1240 benchmark videos, one core: 0.10 -> 0.08 ms per video against chunks in
+    input order at the batch's longest length)."""
     si_BxT = np.asarray(si_BxT, np.float64)
     lengths_B = np.asarray(lengths_B, np.int32)
-    n = si_BxT.shape[0]
+    n, t_len = si_BxT.shape
 
-    def run(si_c, len_c):
-        return np.asarray(detect_phases_batch(si_c, len_c, window=opts.phase_window, fps=fps,
+    def run(idx):
+        t_c = min(_bucket(int(lengths_B[idx].max()), bucket), t_len)
+        return np.asarray(detect_phases_batch(si_BxT[idx, :t_c], lengths_B[idx], window=opts.phase_window, fps=fps,
                                               legacy_edge=opts.legacy_edge, stability=opts.phase_stability,
                                               min_smile_seconds=opts.min_smile_seconds))
 
     if n <= chunk:
-        return run(si_BxT, lengths_B)
+        return run(np.arange(n))
     if workers > 1:  # as many chunks per worker (e.g. 1240 videos, 2 workers, chunk 256: 6 x 208 instead of 5 x 256)
         n_chunks = _bucket(-(-n // chunk), workers)
         chunk = _bucket(-(-n // n_chunks), 8)
-    parts = []
-    for c0 in range(0, n, chunk):
-        idx = np.minimum(np.arange(c0, c0 + chunk), n - 1)  # static chunk shape
-        parts.append((si_BxT[idx], lengths_B[idx], min(chunk, n - c0)))
+    order = np.argsort(lengths_B, kind="stable")
+    parts = [order[np.minimum(np.arange(c0, c0 + chunk), n - 1)] for c0 in range(0, n, chunk)]  # static chunk shape
     if workers > 1:
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            outs = list(pool.map(lambda p: run(p[0], p[1]), parts))
+            outs = list(pool.map(run, parts))
     else:
-        outs = [run(p[0], p[1]) for p in parts]
-    return np.concatenate([o[:k] for o, (_, _, k) in zip(outs, parts)])
+        outs = [run(idx) for idx in parts]
+    phases = np.zeros((n, t_len), np.int32)
+    for idx, out in zip(parts, outs):
+        phases[idx, :out.shape[1]] = out  # a padded chunk's repeated last video writes the same labels again
+    return phases
 
 
 def _single(au_TxA, si_T, fps, options, overrides, name, phases_T, want, bucket=64):
@@ -1328,7 +1333,7 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     si_p = np.zeros((n_vid, t_all), np.float64)
     real = np.arange(min(t_len, t_all))[None, :] < lengths[:, None]
     si_p[:, :t_len] = np.where(real, si[:, :t_all], 0.0)
-    phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts, workers=workers)
+    phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts, workers=workers, bucket=bucket)
 
     # every video's label frames packed into rows at once (one NumPy pass instead of one per chunk); rows are used
     # from row 0, so a chunk takes the first (most rows any of its videos uses, rounded up to a multiple of 4)

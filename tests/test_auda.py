@@ -522,6 +522,19 @@ def test_detect_phases_single_series(batch64):
         np.testing.assert_array_equal(np.asarray(got), batch64.phases_BxT[b, :len(si)])
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_phases_in_length_chunks_equal_the_whole_batch(batch64, workers):
+    """extract_batch's phase pass (chunks taken in order of length, each at its own bucketed length, the last one
+    padded with copies) gives every video the phases of the whole batch at once."""
+    au, si, lengths = _padded_videos()
+    si = np.nan_to_num(si[:, :T_VIDEO])
+    opts = auda._resolve_options(None, {})
+    # buckets of 32 frames: the two shortest videos (131, 150 frames) run at 160 frames, the others at 192
+    got = auda._phases_for(si, lengths, 50.0, opts, chunk=2, workers=workers, bucket=32)
+    assert got.shape == si.shape and got.dtype == np.int32
+    np.testing.assert_array_equal(got, batch64.phases_BxT[:, :T_VIDEO])
+    assert not np.all(got == 0)
+
 def test_compute_features_float32_jittable(refs):
     """The pure jittable path in default float32: within 1e-5 x column max of the float64 reference."""
     au, si, lengths = _padded_videos()
