@@ -1171,10 +1171,13 @@ def _bucket(n: int, bucket: int) -> int:
 
 _REGROUP = 4  # extract_batch: chunks re-sorted by row count within runs of this many (sorted by length)
 _PHASE_CHUNK = 128  # videos per phase-detection call (1240 videos, one core: 128 / 256 / 64 = 0.085 / 0.089 / 0.090 ms)
+# frames per phase-chunk length bucket: each length compiles the scan anew (~4.5 s here), so coarser than the features'
+# bucket (1240 benchmark videos of 200-500 frames: 3 shapes, mean padded length 409 frames; 64: 5 shapes, 384)
+_PHASE_BUCKET = 128
 _SCAN_UNROLL = 1  # lax.scan unroll of the phase detector (4: no clear gain on 2 busy cores)
 
 
-def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK, workers: int = 1, bucket: int = 64):
+def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK, workers: int = 1, bucket: int = _PHASE_BUCKET):
     """Float64 phases of a padded batch [B, T] -> int32 [B, T]. Videos are taken in order of length, in chunks of
     ``chunk`` (the last one padded with copies), each at its own length rounded up to ``bucket`` frames: the scan
     then does little padded work (1240 benchmark videos, one core: 0.10 -> 0.08 ms per video against chunks in
@@ -1292,8 +1295,9 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     ``chunk_size`` whose time axis is padded to a multiple of ``bucket`` frames, so each chunk does little padded
     work and one compiled function serves every chunk with the same bucket (``chunk_size=None``: one call for the
     whole batch; 16, the default, measured fastest on the 2-CPU development machine, benchmarks/README.md). Phase
-    detection runs first, in float64, for all videos. ``workers`` > 1 computes that many chunks at once in threads:
-    worthwhile with XLA's own intra-op threading switched off (see benchmarks/README.md).
+    detection runs first, in float64, for all videos (also in order of length). ``workers`` > 1 computes that many
+    chunks at once in threads (2 CPU cores: 0.57 ms per video with 2 workers against 0.60 with one, XLA's intra-op
+    threading on or off alike; benchmarks/README.md).
 
     Returns host (NumPy) arrays in the input order: frame_BxTxD [B, T, 154] (zeros beyond each length), au_wise_BxD,
     cross_au_BxD, phases_BxT, no_smile_detected_B, lengths_B.
@@ -1333,7 +1337,8 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     si_p = np.zeros((n_vid, t_all), np.float64)
     real = np.arange(min(t_len, t_all))[None, :] < lengths[:, None]
     si_p[:, :t_len] = np.where(real, si[:, :t_all], 0.0)
-    phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts, workers=workers, bucket=bucket)
+    phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts, workers=workers,
+                         bucket=max(bucket, _PHASE_BUCKET))
 
     # every video's label frames packed into rows at once (one NumPy pass instead of one per chunk); rows are used
     # from row 0, so a chunk takes the first (most rows any of its videos uses, rounded up to a multiple of 4)

@@ -257,9 +257,9 @@ def auda_features(corpus: Any, config: Any, *, cache_dir: Path | None) -> dict[s
     by_fps.setdefault(float(corpus.videos[vid].fps), []).append(vid)
   chunk = int(config.auda_batch.chunk_size)
   bucket = int(config.auda_batch.bucket)
+  workers = int(config.auda_batch.workers)
   for fps, group in by_fps.items():
-    # One padded shape for the whole group: a single compilation (measured on the default corpus: 19 s for one
-    # shape in chunks of 128 videos vs 35-47 s for length-sorted chunks of varying shapes).
+    # the group zero-padded to its longest video; extract_batch takes it in chunks of similar length
     lengths = np.array([corpus.videos[v].n_frames for v in group], np.int64)
     t_len = int(lengths.max())
     au = np.zeros((len(group), t_len, corpus.videos[group[0]].au_TxA.shape[1]), np.float32)
@@ -268,7 +268,7 @@ def auda_features(corpus: Any, config: Any, *, cache_dir: Path | None) -> dict[s
       au[b, :lengths[b]] = corpus.videos[v].au_TxA
       si[b, :lengths[b]] = corpus.videos[v].si_T
     out = auda.extract_batch(au, si, lengths, fps=fps, options=options, names=group, bucket=bucket,
-                             chunk_size=chunk)
+                             chunk_size=chunk, workers=workers)
     fr, aw, ca, ns = (np.asarray(out.frame_BxTxD), np.asarray(out.au_wise_BxD), np.asarray(out.cross_au_BxD),
                       np.asarray(out.no_smile_detected_B))
     for b, v in enumerate(group):

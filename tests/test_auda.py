@@ -535,6 +535,16 @@ def test_phases_in_length_chunks_equal_the_whole_batch(batch64, workers):
     np.testing.assert_array_equal(got, batch64.phases_BxT[:, :T_VIDEO])
     assert not np.all(got == 0)
 
+
+def test_extract_batch_workers_give_the_same_features():
+    """Chunks computed at once in threads (the configs' auda_batch.workers) write the same values in the same rows."""
+    au, si, lengths = _padded_videos()
+    one, two = (auda.extract_batch(au, si, lengths, chunk_size=2, workers=w) for w in (1, 2))
+    assert one.frame_BxTxD.dtype == np.float32
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    assert np.any(one.frame_BxTxD != 0, axis=(1, 2)).all() and np.any(one.cross_au_BxD != 0)
+
 def test_compute_features_float32_jittable(refs):
     """The pure jittable path in default float32: within 1e-5 x column max of the float64 reference."""
     au, si, lengths = _padded_videos()
