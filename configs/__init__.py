@@ -63,10 +63,11 @@ def paper_config() -> ml_collections.ConfigDict:
 
   c.auda_batch = ml_collections.ConfigDict()
   c.auda_batch.bucket = 64          # AU series padded to multiples of 64 frames for extraction
-  # Videos per compiled extraction call, taken in order of length, and chunks computed at once in threads. 1240
-  # benchmark videos, 2 CPU cores (benchmarks/README.md): chunks of 16 with 2 workers 0.57 ms per video, 16 with 1
-  # worker 0.60, 128 with 1 worker 0.75. Result-neutral up to float32 summation order.
-  c.auda_batch.chunk_size = 16
+  # Videos per compiled extraction call (taken in order of length), and chunks computed at once in threads. 1240
+  # benchmark videos, 2 CPU cores (benchmarks/README.md): chunks of 128 with 2 workers 0.52-0.55 ms per video and
+  # 27 s of compilation, with 1 worker 0.68-0.75; chunks of 16 run as fast with 2 workers but compile twice as long
+  # (more shapes). Result-neutral up to float32 summation order.
+  c.auda_batch.chunk_size = 128
   c.auda_batch.workers = 2
 
   c.train = ml_collections.ConfigDict()  # realsmilenet.md §5-§6

@@ -1171,43 +1171,35 @@ def _bucket(n: int, bucket: int) -> int:
 
 _REGROUP = 4  # extract_batch: chunks re-sorted by row count within runs of this many (sorted by length)
 _PHASE_CHUNK = 128  # videos per phase-detection call (1240 videos, one core: 128 / 256 / 64 = 0.085 / 0.089 / 0.090 ms)
-# frames per phase-chunk length bucket: each length compiles the scan anew (~4.5 s here), so coarser than the features'
-# bucket (1240 benchmark videos of 200-500 frames: 3 shapes, mean padded length 409 frames; 64: 5 shapes, 384)
-_PHASE_BUCKET = 128
 _SCAN_UNROLL = 1  # lax.scan unroll of the phase detector (4: no clear gain on 2 busy cores)
 
 
-def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK, workers: int = 1, bucket: int = _PHASE_BUCKET):
-    """Float64 phases of a padded batch [B, T] -> int32 [B, T]. Videos are taken in order of length, in chunks of
-    ``chunk`` (the last one padded with copies), each at its own length rounded up to ``bucket`` frames: the scan
-    then does little padded work (1240 benchmark videos, one core: 0.10 -> 0.08 ms per video against chunks in
-    input order at the batch's longest length)."""
+def _phases_for(si_BxT, lengths_B, fps, opts, chunk=_PHASE_CHUNK, workers: int = 1):
+    """Float64 phases of a padded batch, in chunks of ``chunk`` videos (the last one padded with copies)."""
     si_BxT = np.asarray(si_BxT, np.float64)
     lengths_B = np.asarray(lengths_B, np.int32)
-    n, t_len = si_BxT.shape
+    n = si_BxT.shape[0]
 
-    def run(idx):
-        t_c = min(_bucket(int(lengths_B[idx].max()), bucket), t_len)
-        return np.asarray(detect_phases_batch(si_BxT[idx, :t_c], lengths_B[idx], window=opts.phase_window, fps=fps,
+    def run(si_c, len_c):
+        return np.asarray(detect_phases_batch(si_c, len_c, window=opts.phase_window, fps=fps,
                                               legacy_edge=opts.legacy_edge, stability=opts.phase_stability,
                                               min_smile_seconds=opts.min_smile_seconds))
 
     if n <= chunk:
-        return run(np.arange(n))
+        return run(si_BxT, lengths_B)
     if workers > 1:  # as many chunks per worker (e.g. 1240 videos, 2 workers, chunk 256: 6 x 208 instead of 5 x 256)
         n_chunks = _bucket(-(-n // chunk), workers)
         chunk = _bucket(-(-n // n_chunks), 8)
-    order = np.argsort(lengths_B, kind="stable")
-    parts = [order[np.minimum(np.arange(c0, c0 + chunk), n - 1)] for c0 in range(0, n, chunk)]  # static chunk shape
+    parts = []
+    for c0 in range(0, n, chunk):
+        idx = np.minimum(np.arange(c0, c0 + chunk), n - 1)  # static chunk shape
+        parts.append((si_BxT[idx], lengths_B[idx], min(chunk, n - c0)))
     if workers > 1:
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            outs = list(pool.map(run, parts))
+            outs = list(pool.map(lambda p: run(p[0], p[1]), parts))
     else:
-        outs = [run(idx) for idx in parts]
-    phases = np.zeros((n, t_len), np.int32)
-    for idx, out in zip(parts, outs):
-        phases[idx, :out.shape[1]] = out  # a padded chunk's repeated last video writes the same labels again
-    return phases
+        outs = [run(p[0], p[1]) for p in parts]
+    return np.concatenate([o[:k] for o, (_, _, k) in zip(outs, parts)])
 
 
 def _single(au_TxA, si_T, fps, options, overrides, name, phases_T, want, bucket=64):
@@ -1295,9 +1287,10 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     ``chunk_size`` whose time axis is padded to a multiple of ``bucket`` frames, so each chunk does little padded
     work and one compiled function serves every chunk with the same bucket (``chunk_size=None``: one call for the
     whole batch; 16, the default, measured fastest on the 2-CPU development machine, benchmarks/README.md). Phase
-    detection runs first, in float64, for all videos (also in order of length). ``workers`` > 1 computes that many
-    chunks at once in threads (2 CPU cores: 0.57 ms per video with 2 workers against 0.60 with one, XLA's intra-op
-    threading on or off alike; benchmarks/README.md).
+    detection runs first, in float64, for all videos. ``workers`` > 1 computes that many
+    chunks at once in threads (1240 videos, 2 CPU cores, XLA's intra-op threading on: chunks of 16, 0.55-0.57 ms per
+    video with 2 workers against 0.60 with one; chunks of 128, the configs' choice, 0.52-0.55 against 0.68-0.75;
+    benchmarks/README.md).
 
     Returns host (NumPy) arrays in the input order: frame_BxTxD [B, T, 154] (zeros beyond each length), au_wise_BxD,
     cross_au_BxD, phases_BxT, no_smile_detected_B, lengths_B.
@@ -1337,8 +1330,7 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     si_p = np.zeros((n_vid, t_all), np.float64)
     real = np.arange(min(t_len, t_all))[None, :] < lengths[:, None]
     si_p[:, :t_len] = np.where(real, si[:, :t_all], 0.0)
-    phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts, workers=workers,
-                         bucket=max(bucket, _PHASE_BUCKET))
+    phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts, workers=workers)
 
     # every video's label frames packed into rows at once (one NumPy pass instead of one per chunk); rows are used
     # from row 0, so a chunk takes the first (most rows any of its videos uses, rounded up to a multiple of 4)

@@ -523,14 +523,13 @@ def test_detect_phases_single_series(batch64):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_phases_in_length_chunks_equal_the_whole_batch(batch64, workers):
-    """extract_batch's phase pass (chunks taken in order of length, each at its own bucketed length, the last one
-    padded with copies) gives every video the phases of the whole batch at once."""
+def test_phases_in_chunks_equal_the_whole_batch(batch64, workers):
+    """extract_batch's phase pass in chunks (the last one padded with copies; with workers, re-balanced) gives every
+    video the phases of the whole batch at once."""
     au, si, lengths = _padded_videos()
     si = np.nan_to_num(si[:, :T_VIDEO])
     opts = auda._resolve_options(None, {})
-    # buckets of 32 frames: the two shortest videos (131, 150 frames) run at 160 frames, the others at 192
-    got = auda._phases_for(si, lengths, 50.0, opts, chunk=2, workers=workers, bucket=32)
+    got = auda._phases_for(si, lengths, 50.0, opts, chunk=2, workers=workers)
     assert got.shape == si.shape and got.dtype == np.int32
     np.testing.assert_array_equal(got, batch64.phases_BxT[:, :T_VIDEO])
     assert not np.all(got == 0)
