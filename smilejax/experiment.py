@@ -229,10 +229,46 @@ def _features_hash(corpus: Any, options: Any) -> str:
   return h.hexdigest()[:20]
 
 
+def _auda_batched(ids: Sequence[str], au: Mapping[str, np.ndarray], sis: Mapping[str, np.ndarray],
+                  fps: Mapping[str, float], config: Any, options: Any, *, progress: str | None = None) -> dict:
+  """AUDA features of many videos, batched as the configs' ``auda_batch`` says: videos of one frame rate
+  zero-padded together, ``chunk_size`` x ``workers`` of them per ``extract_batch`` call (one progress line each when
+  ``progress`` names the task). Returns {"frame", "phases", "au_wise", "cross_au", "no_smile"}: id -> array."""
+  from smilejax import auda
+  chunk, workers = int(config.auda_batch.chunk_size), int(config.auda_batch.workers)
+  step = max(1, chunk) * max(1, workers)
+  by_fps: dict[float, list[str]] = {}
+  for vid in ids:
+    by_fps.setdefault(float(fps[vid]), []).append(vid)
+  out = {k: {} for k in ("frame", "phases", "au_wise", "cross_au", "no_smile")}
+  t0, done = time.time(), 0
+  for rate, group in by_fps.items():
+    for g0 in range(0, len(group), step):
+      part = group[g0:g0 + step]
+      lengths = np.array([len(sis[v]) for v in part], np.int64)
+      a = np.zeros((len(part), int(lengths.max()), au[part[0]].shape[1]), np.float32)
+      si = np.zeros((len(part), int(lengths.max())), np.float64)
+      for b, v in enumerate(part):
+        a[b, :lengths[b]] = au[v]
+        si[b, :lengths[b]] = sis[v]
+      f = auda.extract_batch(a, si, lengths, fps=rate, options=options, names=part,
+                             bucket=int(config.auda_batch.bucket), chunk_size=chunk, workers=workers)
+      for b, v in enumerate(part):
+        n = lengths[b]
+        out["frame"][v] = np.asarray(f.frame_BxTxD[b, :n], np.float32)
+        out["phases"][v] = np.asarray(f.phases_BxT[b, :n], np.int8)
+        out["au_wise"][v] = np.asarray(f.au_wise_BxD[b], np.float32)
+        out["cross_au"][v] = np.asarray(f.cross_au_BxD[b], np.float32)
+        out["no_smile"][v] = bool(f.no_smile_detected_B[b])
+      done += len(part)
+      if progress:
+        logging.info("%s: %d/%d videos (%.1f s)", progress, done, len(ids), time.time() - t0)
+  return out
+
+
 def auda_features(corpus: Any, config: Any, *, cache_dir: Path | None) -> dict[str, dict]:
   """AUDA features of every video: {"frame": id -> [T, 154] (full frame rate), "au_wise": id -> [476],
   "cross_au": id -> [4352], "no_smile": id -> bool}, cached in ``cache_dir/auda-<hash>.npz``."""
-  from smilejax import auda
   options = _auda_options(config)
   ids = list(corpus.videos)
   path = None
@@ -251,29 +287,9 @@ def auda_features(corpus: Any, config: Any, *, cache_dir: Path | None) -> dict[s
       except (OSError, KeyError, ValueError) as e:
         logging.warning("%s: unreadable AUDA feature cache (%s); recomputing", path, e)
   t0 = time.time()
-  frame, au_wise, cross_au, no_smile = {}, {}, {}, {}
-  by_fps: dict[float, list[str]] = {}
-  for vid in ids:
-    by_fps.setdefault(float(corpus.videos[vid].fps), []).append(vid)
-  chunk = int(config.auda_batch.chunk_size)
-  bucket = int(config.auda_batch.bucket)
-  workers = int(config.auda_batch.workers)
-  for fps, group in by_fps.items():
-    # the group zero-padded to its longest video; extract_batch takes it in chunks of similar length
-    lengths = np.array([corpus.videos[v].n_frames for v in group], np.int64)
-    t_len = int(lengths.max())
-    au = np.zeros((len(group), t_len, corpus.videos[group[0]].au_TxA.shape[1]), np.float32)
-    si = np.zeros((len(group), t_len), np.float64)
-    for b, v in enumerate(group):
-      au[b, :lengths[b]] = corpus.videos[v].au_TxA
-      si[b, :lengths[b]] = corpus.videos[v].si_T
-    out = auda.extract_batch(au, si, lengths, fps=fps, options=options, names=group, bucket=bucket,
-                             chunk_size=chunk, workers=workers)
-    fr, aw, ca, ns = (np.asarray(out.frame_BxTxD), np.asarray(out.au_wise_BxD), np.asarray(out.cross_au_BxD),
-                      np.asarray(out.no_smile_detected_B))
-    for b, v in enumerate(group):
-      frame[v] = fr[b, :lengths[b]].astype(np.float32)
-      au_wise[v], cross_au[v], no_smile[v] = aw[b].astype(np.float32), ca[b].astype(np.float32), bool(ns[b])
+  feats = _auda_batched(ids, {v: corpus.videos[v].au_TxA for v in ids}, {v: corpus.videos[v].si_T for v in ids},
+                        {v: corpus.videos[v].fps for v in ids}, config, options)
+  frame, au_wise, cross_au, no_smile = (feats[k] for k in ("frame", "au_wise", "cross_au", "no_smile"))
   for name, d in (("frame", frame), ("au_wise", au_wise), ("cross_au", cross_au)):
     bad = [v for v, a in d.items() if not np.all(np.isfinite(a))]
     if bad:
@@ -668,7 +684,6 @@ def extract_features(config: Any, out: str | os.PathLike, *, root: str | None = 
   frame [sum T, 154] at the full frame rate, phases [sum T], au_wise [N, 476], cross_au [N, 4352], no_smile [N].
   A finished output (the .npz exists) is refused unless ``overwrite``; it is written atomically, last.
   """
-  from smilejax import auda
   out = Path(out)
   if out.suffix != ".npz":
     out = out.with_suffix(".npz")
@@ -719,19 +734,9 @@ def extract_features(config: Any, out: str | os.PathLike, *, root: str | None = 
     subjects = {v: corpus.videos[v].subject for v in corpus.videos}
     folds = {v: corpus.fold_of(v) for v in corpus.videos}
   ids = sorted(au)
-  frame, phases, au_wise, cross_au, no_smile = {}, {}, {}, {}, {}
-  t0 = time.time()
-  for i, vid in enumerate(ids):
-    f = auda.extract_batch(np.asarray(au[vid], np.float32)[None], sis[vid][None], np.array([len(sis[vid])]),
-                           fps=fps[vid], options=options, names=[vid], bucket=int(config.auda_batch.bucket),
-                           chunk_size=None)
-    frame[vid] = np.asarray(f.frame_BxTxD[0], np.float32)
-    phases[vid] = np.asarray(f.phases_BxT[0], np.int8)
-    au_wise[vid] = np.asarray(f.au_wise_BxD[0], np.float32)
-    cross_au[vid] = np.asarray(f.cross_au_BxD[0], np.float32)
-    no_smile[vid] = bool(np.asarray(f.no_smile_detected_B[0]))
-    if (i + 1) % max(1, len(ids) // 10) == 0 or i + 1 == len(ids):
-      logging.info("extract_features: %d/%d videos (%.1f s)", i + 1, len(ids), time.time() - t0)
+  feats = _auda_batched(ids, au, sis, fps, config, options, progress="extract_features")
+  frame, phases, au_wise, cross_au, no_smile = (feats[k] for k in ("frame", "phases", "au_wise", "cross_au",
+                                                                    "no_smile"))
   offsets = np.cumsum([0] + [len(frame[v]) for v in ids])
   if package_dir:
     _write_package(Path(package_dir), ids, au, sis, frame, au_wise, cross_au, options)
