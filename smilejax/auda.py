@@ -1287,10 +1287,9 @@ def extract_batch(au_BxTxA, si_BxT, lengths_B, *, fps: float = BASE_FPS, options
     ``chunk_size`` whose time axis is padded to a multiple of ``bucket`` frames, so each chunk does little padded
     work and one compiled function serves every chunk with the same bucket (``chunk_size=None``: one call for the
     whole batch; 16, the default, measured fastest on the 2-CPU development machine, benchmarks/README.md). Phase
-    detection runs first, in float64, for all videos. ``workers`` > 1 computes that many
-    chunks at once in threads (1240 videos, 2 CPU cores, XLA's intra-op threading on: chunks of 16, 0.55-0.57 ms per
-    video with 2 workers against 0.60 with one; chunks of 128, the configs' choice, 0.52-0.55 against 0.68-0.75;
-    benchmarks/README.md).
+    detection runs first, in float64, for all videos. ``workers`` > 1 computes that many chunks at once in threads
+    (1240 videos, 2 CPU cores, XLA's intra-op threading on: chunks of 16, 0.55-0.57 ms per video with 2 workers
+    against 0.60 with one; chunks of 128, the configs' choice, 0.52-0.55 against 0.68-0.75; benchmarks/README.md).
 
     Returns host (NumPy) arrays in the input order: frame_BxTxD [B, T, 154] (zeros beyond each length), au_wise_BxD,
     cross_au_BxD, phases_BxT, no_smile_detected_B, lengths_B.

@@ -231,9 +231,10 @@ def _features_hash(corpus: Any, options: Any) -> str:
 
 def _auda_batched(ids: Sequence[str], au: Mapping[str, np.ndarray], sis: Mapping[str, np.ndarray],
                   fps: Mapping[str, float], config: Any, options: Any, *, progress: str | None = None) -> dict:
-  """AUDA features of many videos, batched as the configs' ``auda_batch`` says: videos of one frame rate
-  zero-padded together, ``chunk_size`` x ``workers`` of them per ``extract_batch`` call (one progress line each when
-  ``progress`` names the task). Returns {"frame", "phases", "au_wise", "cross_au", "no_smile"}: id -> array."""
+  """AUDA features of many videos, batched as the configs' ``auda_batch`` says: videos of one frame rate, in order
+  of length, zero-padded together, ``chunk_size`` x ``workers`` of them per ``extract_batch`` call (one progress
+  line each when ``progress`` names the task). Returns {"frame", "phases", "au_wise", "cross_au", "no_smile"}:
+  id -> array."""
   from smilejax import auda
   chunk, workers = int(config.auda_batch.chunk_size), int(config.auda_batch.workers)
   step = max(1, chunk) * max(1, workers)
@@ -243,6 +244,7 @@ def _auda_batched(ids: Sequence[str], au: Mapping[str, np.ndarray], sis: Mapping
   out = {k: {} for k in ("frame", "phases", "au_wise", "cross_au", "no_smile")}
   t0, done = time.time(), 0
   for rate, group in by_fps.items():
+    group = sorted(group, key=lambda v: len(sis[v]))  # calls of similar lengths: fewer shapes to compile
     for g0 in range(0, len(group), step):
       part = group[g0:g0 + step]
       lengths = np.array([len(sis[v]) for v in part], np.int64)

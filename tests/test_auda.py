@@ -544,6 +544,7 @@ def test_extract_batch_workers_give_the_same_features():
         np.testing.assert_array_equal(a, b)
     assert np.any(one.frame_BxTxD != 0, axis=(1, 2)).all() and np.any(one.cross_au_BxD != 0)
 
+
 def test_compute_features_float32_jittable(refs):
     """The pure jittable path in default float32: within 1e-5 x column max of the float64 reference."""
     au, si, lengths = _padded_videos()
