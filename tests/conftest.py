@@ -1,6 +1,6 @@
 """Test-session set-up: the CPU is presented to JAX as two devices (as bin/ does on a 2-core machine), so the
 data-parallel training step is exercised; this must happen before any test starts JAX's backends."""
 
-import jax
+from smilejax import train
 
-jax.config.update("jax_num_cpu_devices", 2)
+train.configure_cpu_devices(2)
