@@ -38,6 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bin"))
+from _hugepage_malloc import TUNABLE as HUGEPAGE_TUNABLE  # noqa: E402  (the malloc setting bin/ runs with)
+
 SPEC_BASELINE_MS = {"fwd1_T20": 9.6, "fwd1_T40": 17.5, "fwd1_T60": 25.0, "fwd1_T130": 49.0, "train1_B16_T50": 1200.0}
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false"
 
@@ -229,7 +232,7 @@ def _run_case(python: str, framework: str, case: str, repeats: int, conv_impl: s
   _, _, _, single = CASES[case]
   env = dict(os.environ)
   if malloc == "hugepages":
-    env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
+    env["GLIBC_TUNABLES"] = HUGEPAGE_TUNABLE
   else:
     env.pop("GLIBC_TUNABLES", None)
   cmd = [python, __file__, "--case", case, "--framework", framework, "--repeats", str(repeats),
