@@ -1,5 +1,5 @@
-"""The dataset: one :class:`Video` record per clip, a :class:`Corpus` (records + folds), subject-disjoint splits, an
-on-disk cache, and padding to bucketed lengths.
+"""The dataset: one :class:`Video` record per clip, a :class:`Corpus` (records + folds), subject-disjoint splits and
+an on-disk cache.
 
 Specs: ../shared/spec/architecture.md ("Dataset"), auda.md section 1 (AU + SI inputs, failed frames), realsmilenet.md
 sections 2 (frame sampling, 48x48 bicubic) and 4 (padding with a length vector), 6 (subject-independent evaluation).
@@ -16,24 +16,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from absl import logging
 
-from smilejax.constants import AU_INDEX, AU_NAMES
+from smilejax import fileio
+from smilejax.constants import AU_NAMES
 from smilejax.errors import InputError
 from smilejax.io import intensity as intensity_io
 from smilejax.io import nemo as nemo_io
 from smilejax.io import openface as openface_io
 from smilejax.io import video as video_io
+from smilejax.sequences import default_frame_stride, sample_frame_indices
 
-__all__ = ["Video", "Split", "Corpus", "load_corpus", "load_video", "sample_frame_indices", "pad_to_bucket",
-           "default_frame_stride"]
+__all__ = ["Video", "Split", "Corpus", "load_corpus", "load_video"]
 
 # Bump when the cached arrays' meaning changes (invalidates every cache entry).
 _CACHE_VERSION = 1
@@ -134,60 +133,6 @@ class Corpus:
         return Split(fold=fold, train_ids=tuple(train), val_ids=tuple(val), test_ids=tuple(test))
 
 
-def default_frame_stride(fps: float) -> int:
-    """round(fps / 10), at least 1: 5 at UvA-NEMO's 50 fps, 3 at 30 fps (realsmilenet.md section 2)."""
-    return max(1, int(round(fps / 10.0)))
-
-
-def sample_frame_indices(n_frames: int, stride: int) -> np.ndarray:
-    """Indices of the frames fed to RealSmileNet (realsmilenet.md section 2).
-
-    Every ``stride``-th frame from index 0 (0, s, 2s, ...), plus the last frame n - 1 when the remainder
-    r = n mod s satisfies r >= 2/3 * s (r = 4 at s = 5). int64 [T'].
-    """
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1, got {stride}")
-    idx = np.arange(0, max(int(n_frames), 0), int(stride), dtype=np.int64)
-    r = n_frames % stride
-    if n_frames > 0 and r > 0 and 3 * r >= 2 * stride:
-        idx = np.append(idx, n_frames - 1)
-    return idx
-
-
-def pad_to_bucket(arrays: Sequence[np.ndarray], *, bucket: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Stack arrays of lengths T_b (axis 0) into [B, T_pad, ...], zeros at the END, with int32 lengths [B].
-
-    T_pad = bucket * ceil(max_b T_b / bucket) (at least ``bucket``), so a few distinct shapes cover every batch
-    and jit compiles once per bucket (realsmilenet.md section 4). All arrays must share trailing shape and dtype.
-    """
-    if len(arrays) == 0:
-        raise ValueError("pad_to_bucket needs at least one array")
-    if bucket < 1:
-        raise ValueError(f"bucket must be >= 1, got {bucket}")
-    arrays = [np.asarray(a) for a in arrays]
-    tail, dtype = arrays[0].shape[1:], arrays[0].dtype
-    for a in arrays:
-        if a.ndim < 1 or a.shape[1:] != tail or a.dtype != dtype:
-            raise ValueError(f"arrays must share trailing shape and dtype: {a.shape} {a.dtype} vs (T,)+{tail} {dtype}")
-    lengths = np.array([a.shape[0] for a in arrays], dtype=np.int32)
-    t_pad = bucket * max(1, math.ceil(int(lengths.max()) / bucket))
-    out = np.zeros((len(arrays), t_pad) + tail, dtype=dtype)
-    for b, a in enumerate(arrays):
-        out[b, : a.shape[0]] = a
-    return out, lengths
-
-
-def _si_proxy_column(si_proxy: str) -> int:
-    name = si_proxy.strip().upper().removesuffix("_R")
-    try:
-        number = int(name.removeprefix("AU"))
-    except ValueError:
-        number = -1
-    if not name.startswith("AU") or number not in AU_INDEX:
-        raise ValueError(f"si_proxy must name one of {', '.join(AU_NAMES)} (e.g. 'AU12'), got {si_proxy!r}")
-    return AU_INDEX[number]
-
-
 def _decode_sampled(path: Path, *, frame_size: int, frame_stride: int | None,
                     fallback_fps: float) -> tuple[np.ndarray, dict]:
     """Decode ``path`` keeping only the sampled frames, resized in chunks as they arrive (memory stays small; one
@@ -239,8 +184,8 @@ def load_video(video_id: str, *, openface_path: Path, si_path: Path | None, vide
                                        max_failed_fraction=max_failed_fraction)
     meta: dict = {"n_frames": of.n_frames, "n_interpolated": int(of.n_interpolated), "openface_fps": of.fps}
     if si_proxy is not None:
-        si_T = of.au_TxA[:, _si_proxy_column(si_proxy)].copy()
-        meta["si_source"] = f"proxy:{AU_NAMES[_si_proxy_column(si_proxy)]}"
+        si_T = of.au_TxA[:, intensity_io.si_proxy_column(si_proxy)].copy()
+        meta["si_source"] = f"proxy:{AU_NAMES[intensity_io.si_proxy_column(si_proxy)]}"
     else:
         if si_path is None:
             raise InputError(f"{video_id}: no smile-intensity file (SI is required, auda.md section 1; "
@@ -301,15 +246,7 @@ def _save_cached(path: Path, prefix: str, video: Video) -> None:
               "meta": np.array(json.dumps(video.meta))}
     if video.frames_TxHxWxC is not None:
         arrays["frames"] = video.frames_TxHxWxC
-    # Write then rename: an interrupted run never leaves a half-written entry under the final name.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fileio.atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
     for old in path.parent.glob(prefix + "*.npz"):  # entries of older versions of the same files
         if old != path:
             old.unlink(missing_ok=True)
@@ -333,7 +270,7 @@ def load_corpus(root: str | os.PathLike, *, cache_dir: str | os.PathLike | None 
     """
     root = Path(root)
     if si_proxy is not None:
-        _si_proxy_column(si_proxy)  # fail early on a bad name
+        intensity_io.si_proxy_column(si_proxy)  # fail early on a bad name
     files = nemo_io.scan_dataset(root, require_video=with_frames, require_si=si_proxy is None)
     options = {"v": _CACHE_VERSION, "frame_size": int(frame_size), "frame_stride": frame_stride,
                "with_frames": bool(with_frames), "si_proxy": si_proxy, "max_gap_frames": int(max_gap_frames),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smilejax import data
+from smilejax import data, sequences
 from smilejax.constants import AU_INDEX, NUM_AUS
 from smilejax.errors import InputError
 from smilejax.io import intensity, nemo, openface, video
@@ -64,8 +64,8 @@ def test_load_corpus(corpus_dir, tmp_path):
     for vid, v in corpus.videos.items():
         tr = truth[vid]
         t = tr["au"].shape[0]
-        stride = data.default_frame_stride(tr["fps"])
-        idx = data.sample_frame_indices(t, stride)
+        stride = sequences.default_frame_stride(tr["fps"])
+        idx = sequences.sample_frame_indices(t, stride)
         assert v.subject == vid[:3] and v.label == (1 if "spontaneous" in vid else 0)
         assert v.fps == tr["fps"]
         np.testing.assert_allclose(v.au_TxA, tr["au"], atol=1e-9)
@@ -219,31 +219,31 @@ def test_split_official_folds():
 
 
 def test_sample_frame_indices():
-    np.testing.assert_array_equal(data.sample_frame_indices(40, 5), np.arange(0, 40, 5))
-    np.testing.assert_array_equal(data.sample_frame_indices(44, 5), list(range(0, 44, 5)) + [43])  # r = 4
-    np.testing.assert_array_equal(data.sample_frame_indices(43, 5), np.arange(0, 43, 5))  # r = 3 < 10/3
-    np.testing.assert_array_equal(data.sample_frame_indices(8, 3), [0, 3, 6, 7])  # r = 2 >= 2
-    np.testing.assert_array_equal(data.sample_frame_indices(3, 5), [0])  # r = 3 < 10/3
-    np.testing.assert_array_equal(data.sample_frame_indices(4, 5), [0, 3])
-    np.testing.assert_array_equal(data.sample_frame_indices(7, 1), np.arange(7))
-    assert data.default_frame_stride(50) == 5 and data.default_frame_stride(30) == 3
-    assert data.default_frame_stride(5) == 1
+    np.testing.assert_array_equal(sequences.sample_frame_indices(40, 5), np.arange(0, 40, 5))
+    np.testing.assert_array_equal(sequences.sample_frame_indices(44, 5), list(range(0, 44, 5)) + [43])  # r = 4
+    np.testing.assert_array_equal(sequences.sample_frame_indices(43, 5), np.arange(0, 43, 5))  # r = 3 < 10/3
+    np.testing.assert_array_equal(sequences.sample_frame_indices(8, 3), [0, 3, 6, 7])  # r = 2 >= 2
+    np.testing.assert_array_equal(sequences.sample_frame_indices(3, 5), [0])  # r = 3 < 10/3
+    np.testing.assert_array_equal(sequences.sample_frame_indices(4, 5), [0, 3])
+    np.testing.assert_array_equal(sequences.sample_frame_indices(7, 1), np.arange(7))
+    assert sequences.default_frame_stride(50) == 5 and sequences.default_frame_stride(30) == 3
+    assert sequences.default_frame_stride(5) == 1
 
 
 def test_pad_to_bucket():
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=(t, 4)).astype(np.float32) for t in (3, 17, 5)]
-    padded, lengths = data.pad_to_bucket(arrays, bucket=16)
+    padded, lengths = sequences.pad_to_bucket(arrays, bucket=16)
     assert padded.shape == (3, 32, 4) and padded.dtype == np.float32
     assert lengths.dtype == np.int32 and lengths.tolist() == [3, 17, 5]
     for b, a in enumerate(arrays):
         np.testing.assert_array_equal(padded[b, : len(a)], a)
         assert not padded[b, len(a):].any()
-    padded, lengths = data.pad_to_bucket([np.ones((2, 3, 3), np.uint8)], bucket=8)
+    padded, lengths = sequences.pad_to_bucket([np.ones((2, 3, 3), np.uint8)], bucket=8)
     assert padded.shape == (1, 8, 3, 3) and lengths.tolist() == [2]
-    padded, _ = data.pad_to_bucket([np.ones(16)], bucket=16)
+    padded, _ = sequences.pad_to_bucket([np.ones(16)], bucket=16)
     assert padded.shape == (1, 16)
     with pytest.raises(ValueError):
-        data.pad_to_bucket([np.ones((2, 3)), np.ones((2, 4))])
+        sequences.pad_to_bucket([np.ones((2, 3)), np.ones((2, 4))])
     with pytest.raises(ValueError):
-        data.pad_to_bucket([])
+        sequences.pad_to_bucket([])

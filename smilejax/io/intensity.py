@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from smilejax.constants import AU_INDEX, AU_NAMES
 from smilejax.errors import InputError
 
 __all__ = ["read_smile_intensity", "write_smile_intensity"]
@@ -58,3 +59,16 @@ def write_smile_intensity(path: str | os.PathLike, si_T: np.ndarray, *, decimals
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{v:.{decimals}f}\n" for v in si_T.tolist()), encoding="utf-8")
     return path
+
+
+def si_proxy_column(si_proxy: str) -> int:
+    """AU column of a flagged smile-intensity substitute such as "AU12" or "AU12_r" (auda.md §1: SI is required;
+    a proxy is an explicit, flagged choice, never a silent one)."""
+    name = si_proxy.strip().upper().removesuffix("_R")
+    try:
+        number = int(name.removeprefix("AU"))
+    except ValueError:
+        number = -1
+    if not name.startswith("AU") or number not in AU_INDEX:
+        raise InputError(f"si_proxy must name one of {', '.join(AU_NAMES)} (e.g. 'AU12'), got {si_proxy!r}")
+    return AU_INDEX[number]
