@@ -30,26 +30,20 @@ folds shifted by one against those lists: **paper fold k = list k+1 for k = 1..9
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from absl import logging
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from smilejax import constants
-
-
-def method_keys_and_names() -> tuple[tuple[str, ...], dict[str, str]]:
-    """(METHODS, METHOD_NAMES), defined once in smilejax.experiment; imported lazily (experiment imports the training
-    stack, and importing it at module level would make report and experiment import each other)."""
-    experiment = importlib.import_module("smilejax.experiment")
-    return tuple(experiment.METHODS), dict(experiment.METHOD_NAMES)
+from smilejax import constants, fileio, methods as methods_lib, workdir as workdir_lib
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -100,14 +94,6 @@ def paper_accuracy_by_list_fold(method: str) -> dict[int, float]:
 # ---------------------------------------------------------------------------------------------------------------------
 # Loading a workdir
 # ---------------------------------------------------------------------------------------------------------------------
-_FOLD_DIR_RE = re.compile(r"^fold_(\d+)$")
-
-
-def fold_dir(workdir: str | os.PathLike, fold: int) -> Path:
-    """<workdir>/fold_XX (two digits, as the workdir contract)."""
-    return Path(workdir) / f"fold_{fold:02d}"
-
-
 @dataclasses.dataclass(frozen=True)
 class Results:
     """Everything the report needs, read from a workdir.
@@ -206,28 +192,24 @@ def load_results(workdir: str | os.PathLike, *, folds: Sequence[int] | None = No
     workdir = Path(workdir)
     if not workdir.is_dir():
         raise FileNotFoundError(f"{workdir}: workdir does not exist")
-    methods, names = method_keys_and_names()
-    config_path = workdir / "config.json"
+    methods, names = methods_lib.METHODS, dict(methods_lib.METHOD_NAMES)
+    config_path = workdir / workdir_lib.CONFIG
     config = _read_json(config_path) if config_path.is_file() else {}
     if config.get("methods"):  # a run of some methods only (e.g. the AUDA replication data: no videos)
         methods = tuple(m for m in methods if m in set(config["methods"]))
 
-    present = []
-    for p in workdir.iterdir():
-        m = _FOLD_DIR_RE.match(p.name)
-        if m and p.is_dir():
-            present.append(int(m.group(1)))
+    present = workdir_lib.folds_present(workdir)
     expected = tuple(sorted(set(folds))) if folds is not None else _expected_folds(config, present)
 
     fold_results: dict[int, dict[str, Any]] = {}
     failed: dict[int, str] = {}
     for k in expected:
-        d = fold_dir(workdir, k)
-        res_path = d / "fold_result.json"
+        d = workdir_lib.fold_dir(workdir, k)
+        res_path = d / workdir_lib.FOLD_RESULT
         if res_path.is_file():
             fold_results[k] = _read_json(res_path)
-        elif (d / "FAILED").is_file():
-            lines = (d / "FAILED").read_text(encoding="utf-8").strip().splitlines()
+        elif (d / workdir_lib.FAILED).is_file():
+            lines = (d / workdir_lib.FAILED).read_text(encoding="utf-8").strip().splitlines()
             failed[k] = lines[0].strip() if lines else "(no reason given)"
 
     acc = pd.DataFrame(np.nan, index=list(methods), columns=list(expected), dtype=float)
@@ -269,7 +251,7 @@ def load_predictions(results: Results) -> pd.DataFrame:
     """
     frames = []
     for k in results.finished:
-        path = fold_dir(results.workdir, k) / "predictions.csv"
+        path = workdir_lib.fold_dir(results.workdir, k) / workdir_lib.PREDICTIONS
         if not path.is_file():
             logging.warning("fold %d finished but has no predictions.csv: %s", k, path)
             continue
@@ -360,7 +342,7 @@ def paper_table_markdown(*, order: str = "paper") -> str:
     official list folds 1..10 (paper numbers moved by the fold mapping), for per-fold comparison on UvA-NEMO."""
     if order not in ("paper", "list"):
         raise ValueError(f"order must be 'paper' or 'list', got {order!r}")
-    _, names = method_keys_and_names()
+    names = methods_lib.METHOD_NAMES
     ks = range(1, constants.NUM_FOLDS + 1)
     if order == "paper":
         header = ["Method", "Time [ms]"] + [f"p{k}" for k in ks] + ["Average"]
@@ -519,7 +501,6 @@ def confusion_dataframe(conf: Mapping[str, np.ndarray], names: Mapping[str, str]
 def _figure(**kwargs):
     """A matplotlib Figure that is not registered with pyplot: no display needed, no global backend switch, and
     savefig renders with Agg."""
-    from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
     return Figure(**kwargs)
 
 
@@ -579,8 +560,6 @@ def plot_results(results: Results):
     for j in range(n_m, nrows * ncols):
         axes[j // ncols][j % ncols].axis("off")
 
-    from matplotlib.patches import Patch  # pylint: disable=import-outside-toplevel
-    from matplotlib.lines import Line2D  # pylint: disable=import-outside-toplevel
     handles = [Patch(color=color_ours, label="ours (per fold)"),
                Line2D([], [], color=color_ours, ls=":", label="ours (mean)")]
     if uvanemo:
@@ -633,21 +612,11 @@ def plot_confusion(conf: Mapping[str, np.ndarray], names: Mapping[str, str], *, 
 
 
 def _write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _write_text_atomic(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    fileio.atomic_write(path, lambda f: df.to_csv(f, index=False))
 
 
 def _save_fig_atomic(fig, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    fileio.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120), binary=True)
 
 
 def write_report(workdir: str | os.PathLike, *, folds: Sequence[int] | None = None) -> str:
@@ -657,7 +626,7 @@ def write_report(workdir: str | os.PathLike, *, folds: Sequence[int] | None = No
     wd = results.workdir
     predictions = load_predictions(results)
     md = report_markdown(results, predictions)
-    _write_text_atomic(md + "\n", wd / "results.md")
+    fileio.write_text(wd / "results.md", md + "\n")
     _write_csv_atomic(results_dataframe(results), wd / "results.csv")
     _write_csv_atomic(folds_dataframe(results), wd / "folds.csv")
     _write_csv_atomic(predictions, wd / "predictions_all.csv")

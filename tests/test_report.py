@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smilejax import report
+from smilejax import methods, report
 
-METHODS, NAMES = report.method_keys_and_names()
+METHODS, NAMES = methods.METHODS, methods.METHOD_NAMES
 FOLD_SIZES = {1: 124, 2: 126, 3: 125, 4: 127, 5: 125, 6: 125, 7: 124, 8: 125, 9: 114, 10: 125}
 
 

@@ -21,8 +21,10 @@ The writer uses ``<id>_action_units.txt``, ``<id>_smile_intensities.txt``, ``dyn
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Mapping
 
@@ -32,7 +34,8 @@ from absl import logging
 
 from smilejax.constants import AU_INDEX, AU_NAMES, NUM_AUS
 from smilejax.errors import InputError
-from smilejax.io.intensity import read_smile_intensity
+from smilejax.io import nemo, openface
+from smilejax.io.intensity import read_smile_intensity, write_smile_intensity
 
 __all__ = ["DYNAMICS_VARIANTS", "SEGMENTS", "AU_WISE_LENGTH", "CROSS_AU_LENGTH", "AudaPackageVideo",
            "read_au_table", "read_feature_vector", "read_auda_package", "write_auda_package", "package_video_id",
@@ -318,12 +321,6 @@ def package_to_corpus(package_root: str | os.PathLike, out: str | os.PathLike, *
     written under a temporary name and renamed at the end, so an interrupted run never looks finished; an existing
     ``out`` is refused unless ``overwrite``.
     """
-    import json
-    import shutil
-
-    from smilejax.io import nemo, openface
-    from smilejax.io.intensity import write_smile_intensity
-
     package_root, out = Path(package_root), Path(out)
     if not package_root.is_dir():
         raise InputError(f"{package_root}: AUDA package folder not found")

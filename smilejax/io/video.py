@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import imageio_ffmpeg
 import numpy as np
 from absl import logging
 
@@ -51,8 +52,6 @@ class VideoFrames:
 
 @functools.lru_cache(maxsize=1)
 def _ffmpeg() -> str:
-    import imageio_ffmpeg  # imported lazily: only video I/O needs it
-
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
