@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ml_collections
 
-AUDA_METHOD_NAMES = ("framewise", "auwise", "crossau")
+from smilejax import methods
 
 
 def paper_config() -> ml_collections.ConfigDict:
@@ -33,8 +33,8 @@ def paper_config() -> ml_collections.ConfigDict:
   c.name = "paper"
   c.seed = 0
   c.folds = tuple(range(1, 11))
-  # Table 1's rows, in order (smilejax.experiment.METHODS); a dataset without videos runs the AUDA ones only.
-  c.methods = ("realsmilenet", "framewise", "auwise", "crossau", "fusion_auda", "fusion_all")
+  # Table 1's rows, in order (smilejax.methods); a dataset without videos runs the AUDA ones only.
+  c.methods = methods.METHODS
 
   c.data = ml_collections.ConfigDict()
   c.data.root = ""                 # UvA-NEMO-layout folder; "" = synthetic corpus
@@ -63,18 +63,15 @@ def paper_config() -> ml_collections.ConfigDict:
 
   c.auda_batch = ml_collections.ConfigDict()
   c.auda_batch.bucket = 64          # AU series padded to multiples of 64 frames for extraction
-  # Videos per compiled extraction call (taken in order of length), and chunks computed at once in threads. 1240
-  # benchmark videos, 2 CPU cores (benchmarks/README.md): chunks of 128 with 2 workers 0.52-0.55 ms per video and
-  # 27 s of compilation, with 1 worker 0.68-0.75; chunks of 16 run as fast with 2 workers but compile twice as long
-  # (more shapes). Result-neutral up to float32 summation order.
+  # Videos per compiled extraction call (taken in order of length) and chunks computed at once in threads: the
+  # fastest setting on a 2-core CPU (benchmarks/README.md); result-neutral up to float32 summation order.
   c.auda_batch.chunk_size = 128
   c.auda_batch.workers = 2
 
   c.train = ml_collections.ConfigDict()  # realsmilenet.md §5-§6
   c.train.batch_size = 16
   # Evaluation has no coupling between videos, so batch 1 gives the same outputs; it pads each video only to its own
-  # bucket (faster per video than batches of 16 on 2 CPU cores) and shares the compiled functions with the
-  # per-video timing (fewer compilations).
+  # bucket and shares the compiled functions with the per-video timing.
   c.train.eval_batch_size = 1
   c.train.learning_rate = 1e-3
   c.train.adam_b1 = 0.9
@@ -85,17 +82,16 @@ def paper_config() -> ml_collections.ConfigDict:
   c.train.val_fraction = 0.1        # of the training subjects
   c.train.epochs = 0                # > 0: override every model's epochs
   c.train.bucket = 16               # time axis padded to a multiple of this
-  # Save the latest epoch at most every 30 s (plus every new best and the last epoch): an orbax save costs more
-  # than an epoch of the small models; resuming repeats unsaved epochs exactly (smilejax.train.fit).
+  # Save the latest epoch at most every 30 s (plus every new best and the last epoch): a save costs more than an
+  # epoch of the small models, and resuming repeats unsaved epochs exactly (smilejax.train.fit).
   c.train.checkpoint_interval_s = 30.0
   # RealSmileNet's training batch is split over this many devices (0 = all: on a CPU one per core, set up by bin/;
   # 1 = one device). The result is that of one device up to float32 summation order (smilejax.train's docstring).
   c.train.data_parallel = 0
 
   # Epochs. RealSmileNet: [O]'s demo default, 10 (realsmilenet.md §5). The AUDA models and the fusion heads: the
-  # sources give no number; on the synthetic default corpus their validation accuracy peaks within ~12 epochs
-  # (AUDA) and ~3 epochs (fusion heads) and they overfit after, so 15 and 10 leave room for the validation-based
-  # selection (realsmilenet.md §6) at a fraction of the cost.
+  # sources give no number; 15 and 10 leave room for the validation-based selection (realsmilenet.md §6) beyond
+  # the epochs where their validation accuracy peaks on the synthetic corpus (benchmarks/README.md).
   c.models = ml_collections.ConfigDict()
   c.models.realsmilenet = ml_collections.ConfigDict(dict(
       name="realsmilenet", epochs=10, standardize=False,          # [O] demo default: 10 epochs
@@ -110,9 +106,9 @@ def paper_config() -> ml_collections.ConfigDict:
         name=name, epochs=15, standardize=True, branch_features=150, dropout=0.5, bn_momentum=0.9,
         bn_epsilon=1e-5))
   c.models.fusion_auda = ml_collections.ConfigDict(dict(
-      name="fusion", epochs=10, standardize=False, members=AUDA_METHOD_NAMES))
+      name="fusion", epochs=10, standardize=False, members=methods.FUSION_MEMBERS["fusion_auda"]))
   c.models.fusion_all = ml_collections.ConfigDict(dict(
-      name="fusion", epochs=10, standardize=False, members=("realsmilenet",) + AUDA_METHOD_NAMES))
+      name="fusion", epochs=10, standardize=False, members=methods.FUSION_MEMBERS["fusion_all"]))
 
   c.timing = ml_collections.ConfigDict()
   c.timing.enabled = True

@@ -2,8 +2,6 @@
 most 4 s) and a few epochs.
 
     bin/run_all_folds --config=configs/test.py --folds=1,2       # workdir ./workdirs/test
-
-Expected runtime: about a minute for a fold on a 2-core CPU (mostly compilation), seconds for each further fold.
 """
 
 import pathlib
@@ -23,7 +21,7 @@ def get_config():
   c.train.bucket = 48
   c.auda_batch.bucket = 256
   c.timing.auda_bucket = 256
-  for name in ("realsmilenet", "framewise", "auwise", "crossau", "fusion_auda", "fusion_all"):
+  for name in c.methods:
     c.models[name].epochs = 2
   c.timing.max_videos = 3
   return c

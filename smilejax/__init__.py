@@ -1,12 +1,9 @@
 """smilejax: posed vs spontaneous smiles from AU dynamics (AUDA), RealSmileNet and their late fusion, in JAX/Flax.
 
-Importing the package sets one JAX option for the whole process: ``jax_threefry_partitionable = False``. With JAX's
-default (True since 0.5), XLA on CPU compiles every random draw of a jitted program far more slowly: six Bernoulli
-dropout masks of shape 16x50x12x12x6 took 16.4 s to compile and run against 2.4 s with the option off (2 shared
-cores, jax 0.10.2), and each training step holds such draws. The option changes which random numbers a key gives,
-not their distribution; results stay deterministic for a given seed. Partitionable draws only matter for arrays
-drawn whole and then sharded over devices; the data-parallel training step (``smilejax.train``) instead draws each
-video's dropout masks from that video's own key.
+Importing the package sets ``jax_threefry_partitionable = False`` for the process: with JAX's default, XLA on CPU
+compiles random draws inside jitted programs far more slowly (benchmarks/README.md). The option changes which random
+numbers a key gives, not their distribution. The data-parallel training step draws each video's dropout masks from
+that video's own key, so it does not need partitionable draws.
 """
 
 import jax as _jax
