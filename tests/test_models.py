@@ -234,20 +234,42 @@ def test_realsmilenet_cnhw_training_gradients_match_lax(rsn):
   x = _frames(rng, 2, 4)
   lengths = np.array([4, 2])
   w = jnp.asarray(rng.standard_normal((2, 250)).astype(np.float32))
-  grads = {}
-  for conv_impl in ("lax", "cnhw"):
-    model = models.build("realsmilenet", conv_impl=conv_impl, encoder_dropout=0.0, final_dropout=0.0)
 
-    def loss(p, model=model):
+  def make_loss(model, var, x, w):
+    def loss(p):
       (logit, feats), _ = model.apply({**var, "params": p}, x, lengths, train=True, mutable=["batch_stats"])
       return jnp.sum(jnp.sin(logit)) + jnp.sum(feats * w)
 
-    grads[conv_impl] = jax.jit(jax.grad(loss))(var["params"])
+    return loss
+
+  grads = {}
+  for conv_impl in ("lax", "cnhw"):
+    model = models.build("realsmilenet", conv_impl=conv_impl, encoder_dropout=0.0, final_dropout=0.0)
+    grads[conv_impl] = jax.jit(jax.grad(make_loss(model, var, x, w)))(var["params"])
+  # Which gradients are zero in exact arithmetic: the parameters the loss does not depend on at all (a bias just
+  # before a training-mode BatchNorm). Shifting such a leaf by 0.5 leaves the loss unchanged up to rounding, while
+  # it moves any other leaf's loss by far more. Their float32 gradients are rounding noise whose size depends on the
+  # CPU's instruction set, so they are held only to a noise bound; every other gradient must agree closely.
+  lax_loss = jax.jit(make_loss(models.build("realsmilenet", conv_impl="lax", encoder_dropout=0.0, final_dropout=0.0),
+                               var, x, w))
+  base = float(lax_loss(var["params"]))
+  paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(var["params"])]
+
+  def shifted(target):
+    return jax.tree_util.tree_map_with_path(lambda p, a: a + 0.5 if p == target else a, var["params"])
+
+  invariant = {p for p in paths if abs(float(lax_loss(shifted(p))) - base) <= 1e-5 * max(1.0, abs(base))}
+  assert 0 < len(invariant) < 8, [jax.tree_util.keystr(p) for p in invariant]
   scale = max(float(jnp.abs(g).max()) for g in jax.tree_util.tree_leaves(grads["lax"]))
   assert scale > 1e-3
-  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(grads["lax"]), jax.tree_util.tree_leaves(grads["cnhw"])):
-    # Relative to the largest gradient: biases just before a BatchNorm have a zero gradient, up to rounding.
-    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * scale, err_msg=jax.tree_util.keystr(path))
+  leaves = zip(paths, jax.tree_util.tree_leaves(grads["lax"]), jax.tree_util.tree_leaves(grads["cnhw"]))
+  for path, a, b in leaves:
+    name = jax.tree_util.keystr(path)
+    if path in invariant:
+      for got in (a, b):
+        np.testing.assert_array_less(np.abs(got), 1e-4 * scale, err_msg=name)
+    else:
+      np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
 
 
 def test_masked_batchnorm_statistics():
