@@ -113,9 +113,9 @@ def run_jax_data_parallel(b: int, t: int, repeats: int) -> dict:
   options), its batch split over one CPU device per core."""
   import jax
 
-  from smilejax import train
+  from smilejax import runtime, train
 
-  train.configure_cpu_devices()
+  runtime.configure_cpu_devices()
   sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
   from configs import paper_config
 

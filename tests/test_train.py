@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import runpy
 from pathlib import Path
 
 import jax
@@ -21,10 +22,15 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from smilejax import models, train
 from smilejax.errors import InputError
 from smilejax.models.layers import safe_l2_norm
+from smilejax.train import steps as train_steps
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 VEC_CFG = {"name": "auwise", "epochs": 3, "standardize": True, "branch_features": 8, "dropout": 0.5}
 SEQ_CFG = {"name": "framewise", "epochs": 2, "standardize": True, "hidden": 8, "branch_features": 8}
-TRAIN_CFG = {"batch_size": 16, "eval_batch_size": 16, "bucket": 16, "selection": "val"}
+# The tiny test config's training options (configs/test.py: batch 16, Adam 1e-3, L2 0.001, selection "val"), with
+# evaluation batches of 16 and bucket 16 (the outputs do not depend on them) and every epoch checkpointed.
+TRAIN_CFG = dict(runpy.run_path(str(CONFIGS / "test.py"))["get_config"]().train.to_dict(), eval_batch_size=16,
+                 bucket=16, checkpoint_interval_s=0.0)
 
 # Loss of the first training step of `_golden_setup()` (VectorNet, seed 0). Recorded with jax 0.10.2 on CPU, with
 # jax_threefry_partitionable = False (set by `import smilejax`; it was 0.84976047 with JAX's default random bits).
@@ -57,14 +63,14 @@ def vec_data():
 
 
 def _one_batch_state(cfg, ex: train.Examples, *, seed=0):
-  tcfg = train._train_options(TRAIN_CFG)
+  tcfg = train.train_options(TRAIN_CFG)
   steps = train.get_steps(cfg["name"], cfg, tcfg)
   std = train.Standardizer.fit(ex.x)
   ex = train.Examples(std.apply(ex.x), ex.y, ex.ids)
   shape = (np.shape(ex.x[0])[1:] if ex.sequential else np.shape(ex.x[0]))
   state = train.init_state(steps, np.zeros(((1,) + shape) if ex.sequential else shape, np.float32), seed=seed)
   idx = train.epoch_order(len(ex), batch_size=16, seed=seed, epoch=0)[0]
-  x, lengths = train._take_batch(ex, idx, bucket=16)
+  x, lengths = train.take_batch(ex, idx, bucket=16)
   return steps, state, x, lengths, ex.y[idx].astype(np.float32)
 
 
@@ -94,7 +100,7 @@ def test_first_step_loss_matches_formula_and_golden_value():
 def test_safe_l2_has_zero_gradient_at_zero_and_loss_is_finite():
   g = jax.grad(lambda w: safe_l2_norm(w))(jnp.zeros((3, 2)))
   assert np.all(np.asarray(g) == 0)
-  assert float(train.l2_penalty({"a": jnp.ones((2, 2)), "b": jnp.zeros(3)})) == pytest.approx(2.0)
+  assert float(train_steps.l2_penalty({"a": jnp.ones((2, 2)), "b": jnp.zeros(3)})) == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("cfg,make", [(VEC_CFG, lambda: _vector_data(40, seed=1)),
@@ -240,6 +246,16 @@ def test_fixed_selection_trains_all_epochs_without_validation(tmp_path, vec_data
   assert all(rec["val_acc"] is None for rec in r.history)
 
 
+def test_train_config_missing_a_key_is_refused_naming_it(tmp_path, vec_data):
+  """configs/__init__.py is the one home of the training options: a config without one is an error, not a default."""
+  partial = {k: v for k, v in TRAIN_CFG.items() if k not in ("eval_batch_size", "data_parallel")}
+  with pytest.raises(ValueError, match="fit: the train config lacks eval_batch_size, data_parallel"):
+    train.fit("auwise", VEC_CFG, partial, vec_data, tmp_path / "m")
+  assert not (tmp_path / "m").exists()
+  with pytest.raises(ValueError, match="get_steps: the train config lacks data_parallel"):
+    train.get_steps("auwise", VEC_CFG, partial)
+
+
 def test_fusion_trains_only_the_head_and_leaves_encoders_unchanged(tmp_path, vec_data):
   enc = train.fit("auwise", VEC_CFG, TRAIN_CFG, vec_data, tmp_path / "enc", feature_splits=("train", "val", "test"))
   before = [np.array(a) for a in jax.tree_util.tree_leaves(enc.variables)]
@@ -266,17 +282,11 @@ def test_eval_is_independent_of_batch_composition(tmp_path):
   np.testing.assert_allclose(train.sigmoid(np.array(one)), r.test_prob, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.benchmark  # ~1-3 min on 2 CPU cores (one RealSmileNet compilation + 90 steps): `pytest -m benchmark`
+@pytest.mark.benchmark  # slow (one RealSmileNet compilation + 90 steps; benchmarks/README.md): `pytest -m benchmark`
 def test_realsmilenet_learns_a_separable_pixel_problem(tmp_path):
   """RealSmileNet with the paper's settings (Adam 1e-3, batch 16, dropout, BatchNorm momentum 0.1) learns to tell a
-  fast-rising dark bar from a slow one (16 frames, 96 training videos) within 15 epochs.
-
-  Measured (2026-11-28, 2 shared cores): validation accuracy 0.375 after epochs 1-2 although the training loss had
-  fallen from 0.69 to 0.22 -- evaluation uses the BatchNorm running statistics, which after 6-12 steps at momentum 0.1
-  still lean on their initial values -- then 1.0 from epoch 3 (18 steps); test accuracy 1.0; 156 s in all.
-  """
-  import runpy
-  config = runpy.run_path(str(Path(__file__).resolve().parents[1] / "configs" / "__init__.py"))["paper_config"]()
+  fast-rising dark bar from a slow one (16 frames, 96 training videos) within 15 epochs."""
+  config = runpy.run_path(str(CONFIGS / "__init__.py"))["paper_config"]()
   model_cfg = dict(config.models.realsmilenet.to_dict(), epochs=15)
   train_cfg = dict(config.train.to_dict(), checkpoint_interval_s=1e9)
   rng = np.random.default_rng(0)
@@ -322,16 +332,17 @@ def test_data_parallel_step_equals_one_device_step():
   x = rng.integers(0, 256, (4, 8, 48, 48, 3), dtype=np.uint8)
   lengths = np.array([8, 5, 0, 3], np.int32)
   y, w = np.array([1, 0, 1, 0], np.float32), np.ones(4, np.float32)
-  params, batch_stats, _ = jax.jit(functools.partial(train._init_variables, module=module, tx=sgd))(
+  params, batch_stats, _ = jax.jit(functools.partial(train_steps.init_variables, module=module, tx=sgd))(
       jax.random.PRNGKey(0), x[:1], lengths[:1])
   params = jax.tree_util.tree_map_with_path(
       lambda p, a: a + 1.0 if "'nonlocal'" in jax.tree_util.keystr(p) and "'scale'" in jax.tree_util.keystr(p)
       else a, params)
-  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                           opt_state=sgd.init(params), rng=jax.random.PRNGKey(1))
-  mesh = Mesh(np.array(jax.local_devices()[:2]), (train.BATCH_AXIS,))
-  one = jax.jit(functools.partial(train.train_step, module=module, tx=sgd, l2_weight=1e-3))
-  two = jax.jit(functools.partial(train.train_step, module=module.clone(batch_axis_name=train.BATCH_AXIS), tx=sgd,
+  state = train_steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                                 opt_state=sgd.init(params), rng=jax.random.PRNGKey(1))
+  axis = train_steps.BATCH_AXIS
+  mesh = Mesh(np.array(jax.local_devices()[:2]), (axis,))
+  one = jax.jit(functools.partial(train_steps.train_step, module=module, tx=sgd, l2_weight=1e-3))
+  two = jax.jit(functools.partial(train_steps.train_step, module=module.clone(batch_axis_name=axis), tx=sgd,
                                   l2_weight=1e-3, mesh=mesh))
   s1, m1 = one(state, x, lengths, y, w)
   s2, m2 = two(jax.device_put(state, NamedSharding(mesh, PartitionSpec())), x, lengths, y, w)
