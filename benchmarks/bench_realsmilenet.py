@@ -19,7 +19,7 @@ module names; BCE on its sigmoid output, as [O]) in the same run, and the table 
 spec's recorded baseline (17.5 ms at T = 40, 49 ms at T = 130, 1.2 s per training step) is quoted.
 
 Every case runs with glibc's transparent-huge-page malloc (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, as ``bin/``
-runs; ``bin/_hugepage_malloc.py``), PyTorch's cases too; ``--malloc=default`` runs both without it.
+runs; ``smilejax.runtime``), PyTorch's cases too; ``--malloc=default`` runs both without it.
 
 The subprocess entry point is ``--case NAME`` (prints one JSON line).
 """
@@ -38,8 +38,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bin"))
-from _hugepage_malloc import TUNABLE as HUGEPAGE_TUNABLE  # noqa: E402  (the malloc setting bin/ runs with)
 
 SPEC_BASELINE_MS = {"fwd1_T20": 9.6, "fwd1_T40": 17.5, "fwd1_T60": 25.0, "fwd1_T130": 49.0, "train1_B16_T50": 1200.0}
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false"
@@ -232,6 +230,8 @@ def _run_case(python: str, framework: str, case: str, repeats: int, conv_impl: s
   _, _, _, single = CASES[case]
   env = dict(os.environ)
   if malloc == "hugepages":
+    from smilejax.runtime import HUGEPAGE_TUNABLE  # here, not at the top: the PyTorch interpreter lacks smilejax
+
     env["GLIBC_TUNABLES"] = HUGEPAGE_TUNABLE
   else:
     env.pop("GLIBC_TUNABLES", None)

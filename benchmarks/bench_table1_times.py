@@ -1,6 +1,6 @@
 """Table 1's "Time [ms]" column on the backend at hand, without a corpus on disk.
 
-Runs ``smilejax.experiment.time_methods`` -- the exact code `bin/run_fold` uses for the column -- on synthetic
+Runs ``smilejax.timing.time_methods`` -- the exact code `bin/run_fold` uses for the column -- on synthetic
 videos simulated in memory (no mp4 decoding, no ffmpeg needed) with freshly initialised models: the time of a
 forward pass does not depend on the weights. Useful where the corpus cannot be generated (a GPU machine without
 ffmpeg) and to compare backends in one table.
@@ -27,8 +27,8 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from smilejax import data as data_lib  # noqa: E402
-from smilejax import experiment, synthetic, train  # noqa: E402
+from smilejax import methods, runtime, synthetic, timing, train  # noqa: E402
+from smilejax.sequences import default_frame_stride, sample_frame_indices  # noqa: E402
 from smilejax.io.video import resize_frames  # noqa: E402
 
 
@@ -46,11 +46,11 @@ class _Model:
     self.steps, self.variables = steps, variables
 
   def predict(self, x, lengths):
-    return train._predict_batch(self.steps, self.variables, None, x, lengths)
+    return train.predict_batch(self.steps, self.variables, None, x, lengths)
 
 
 def simulated_prepared(n_videos: int, *, seed: int):
-  """A stand-in for ``experiment.Prepared`` holding ``n_videos`` default-size synthetic clips."""
+  """A stand-in for ``prepare.Prepared`` holding ``n_videos`` default-size synthetic clips."""
   cfg = synthetic.get_config("default")
   videos, frames, indices = {}, {}, {}
   subject = 1
@@ -59,7 +59,7 @@ def simulated_prepared(n_videos: int, *, seed: int):
     for label in (0, 1):
       sim = synthetic.simulate_video(seed, subj, label, 1, config=cfg, render=True)
       n = sim.au_TxA.shape[0]
-      idx = data_lib.sample_frame_indices(n, data_lib.default_frame_stride(sim.fps))
+      idx = sample_frame_indices(n, default_frame_stride(sim.fps))
       videos[sim.id] = types.SimpleNamespace(au_TxA=sim.au_TxA, si_T=sim.si_T, n_frames=n, fps=sim.fps)
       frames[sim.id] = resize_frames(sim.frames_TxHxWxC[idx], 48)
       indices[sim.id] = idx
@@ -80,13 +80,13 @@ def fresh_models(config, prepared, ids):
       "crossau": np.zeros((4352,), np.float32),
   }
   results = {}
-  for method in experiment.BASE_METHODS:
+  for method in methods.BASE_METHODS:
     mc = config.models[method]
     steps = train.get_steps(mc.name, mc, config.train)
     state = train.init_state(steps, example[method], seed=0)
     results[method] = _Model(steps, state.variables)
   widths = {"realsmilenet": 250, "framewise": 150, "auwise": 150, "crossau": 150}
-  for method in ("fusion_auda", "fusion_all"):
+  for method in methods.FUSION_METHODS:
     mc = config.models[method]
     steps = train.get_steps(mc.name, mc, config.train)
     width = sum(widths[m] for m in mc.members)
@@ -106,13 +106,13 @@ def main() -> None:
   prepared, ids = simulated_prepared(args.videos, seed=args.seed)
   lengths = [prepared.corpus.videos[i].n_frames for i in ids]
   results = fresh_models(config, prepared, ids)
-  ms = experiment.time_methods(config, prepared, results, ids)
-  backend = experiment.backend_name()
+  ms = timing.time_methods(config, prepared, results, ids)
+  backend = runtime.backend_name()
   out = {"backend": backend, "videos": len(ids), "frames_median": float(np.median(lengths)),
          "ms_per_video": ms, "wall_s": round(time.time() - t0, 1)}
   print(f"backend: {backend}; {len(ids)} videos, median {np.median(lengths):.0f} frames at 50 fps")
-  for method in experiment.METHODS:
-    print(f"  {experiment.METHOD_NAMES[method]:<26} {ms[method]:8.2f} ms/video")
+  for method in methods.METHODS:
+    print(f"  {methods.METHOD_NAMES[method]:<26} {ms[method]:8.2f} ms/video")
   if args.out:
     pathlib.Path(args.out).write_text(json.dumps(out, indent=2))
 

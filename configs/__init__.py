@@ -86,7 +86,7 @@ def paper_config() -> ml_collections.ConfigDict:
   # epoch of the small models, and resuming repeats unsaved epochs exactly (smilejax.train.fit).
   c.train.checkpoint_interval_s = 30.0
   # RealSmileNet's training batch is split over this many devices (0 = all: on a CPU one per core, set up by bin/;
-  # 1 = one device). The result is that of one device up to float32 summation order (smilejax.train's docstring).
+  # 1 = one device). The result is that of one device up to float32 summation order (smilejax.train.steps).
   c.train.data_parallel = 0
 
   # Epochs. RealSmileNet: [O]'s demo default, 10 (realsmilenet.md §5). The AUDA models and the fusion heads: the

@@ -1,6 +1,6 @@
 """Test-session set-up: the CPU is presented to JAX as two devices (as bin/ does on a 2-core machine), so the
 data-parallel training step is exercised; this must happen before any test starts JAX's backends."""
 
-from smilejax import train
+from smilejax import runtime
 
-train.configure_cpu_devices(2)
+runtime.configure_cpu_devices(2)

@@ -14,10 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
-from smilejax import experiment, train
+from smilejax import experiment, extract, methods, sequences, train
+from smilejax import prepare as prepare_lib
+from smilejax.io import auda_package, nemo
 from smilejax.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,26 +64,26 @@ def test_run_fold_end_to_end(config, fold1):
   on_disk = json.loads((fdir / "fold_result.json").read_text())
   assert on_disk == json.loads(json.dumps(result))
   assert set(on_disk) == RESULT_KEYS
-  assert set(on_disk["accuracy"]) == set(experiment.METHODS) == set(on_disk["ms_per_video"])
+  assert set(on_disk["accuracy"]) == set(methods.METHODS) == set(on_disk["ms_per_video"])
   assert on_disk["dataset"] == "synthetic" and on_disk["fold"] == 1 and on_disk["seed"] == 0
   assert all(v > 0 for v in on_disk["ms_per_video"].values())
-  for m in experiment.METHODS:
+  for m in methods.METHODS:
     assert 1 <= on_disk["selected_epoch"][m] <= config.models[m].epochs
     assert (fdir / m / "metrics.jsonl").is_file() and (fdir / m / "config.json").is_file()
-  for m in experiment.AUDA_METHODS:
+  for m in methods.AUDA_METHODS:
     assert (fdir / m / "standardizer.npz").is_file()
 
-  prepared = experiment.prepare(config)
+  prepared = prepare_lib.prepare(config)
   split = prepared.corpus.split(1, val_fraction=config.train.val_fraction, seed=config.seed)
   assert on_disk["n_test"] == len(split.test_ids) and on_disk["n_val"] == len(split.val_ids) > 0
   assert not set(split.test_ids) & (set(split.train_ids) | set(split.val_ids))
 
   rows = _read_predictions(fdir / "predictions.csv")
-  assert list(rows[0]) == ["id", "subject", "label", "fold", *experiment.METHODS]
+  assert list(rows[0]) == ["id", "subject", "label", "fold", *methods.METHODS]
   assert [r["id"] for r in rows] == list(split.test_ids)
   labels = np.array([int(r["label"]) for r in rows])
   assert np.array_equal(labels, prepared.corpus.labels(split.test_ids))
-  for m in experiment.METHODS:
+  for m in methods.METHODS:
     p = np.array([float(r[m]) for r in rows])
     assert np.all((p >= 0) & (p <= 1))
     assert np.mean((p > 0.5) == (labels == 1)) == pytest.approx(on_disk["accuracy"][m], abs=1e-9), m
@@ -88,20 +91,19 @@ def test_run_fold_end_to_end(config, fold1):
   # Fusion heads: a single Dense(1) on 450 / 700 frozen features (realsmilenet.md §7).
   for m, width in (("fusion_auda", 450), ("fusion_all", 700)):
     head = train.load_trained(fdir / m)
-    shapes = sorted(np.shape(a) for a in __import__("jax").tree_util.tree_leaves(head.variables["params"]))
+    shapes = sorted(np.shape(a) for a in jax.tree_util.tree_leaves(head.variables["params"]))
     assert shapes == [(1,), (width, 1)], m
   # The fold's test probability of a trained model equals a fresh batch-1 prediction from its checkpoint.
   rsn = train.load_trained(fdir / "realsmilenet")
-  from smilejax import data as data_lib
   vid = split.test_ids[0]
-  x, lengths = data_lib.pad_to_bucket([prepared.frames[vid]], bucket=config.train.bucket)
+  x, lengths = sequences.pad_to_bucket([prepared.frames[vid]], bucket=config.train.bucket)
   prob, feats = rsn.predict(x, lengths)
   assert float(prob[0]) == pytest.approx(float(rows[0]["realsmilenet"]), abs=2e-6)
   assert feats.shape == (1, 250)
 
 
 def test_frame_wise_features_follow_the_frame_sampling(config, fold1):
-  prepared = experiment.prepare(config)
+  prepared = prepare_lib.prepare(config)
   vid = next(iter(prepared.corpus.videos))
   v = prepared.corpus.videos[vid]
   idx = prepared.frame_indices[vid]
@@ -189,19 +191,19 @@ def test_workdir_with_another_config_is_refused(config, tmp_path):
 def test_extract_features_matches_experiment_features(config, fold1, tmp_path):
   out = tmp_path / "feats.npz"
   pkg = tmp_path / "pkg"
-  experiment.extract_features(config, out, package_dir=str(pkg))
-  prepared = experiment.prepare(config)
+  extract.extract_features(config, out, package_dir=str(pkg))
+  prepared = prepare_lib.prepare(config)
   with np.load(out) as z:
     ids = list(z["ids"])
     au_wise_0 = z["au_wise"][0]
     assert ids == sorted(prepared.corpus.videos)
-    np.testing.assert_allclose(z["au_wise"], np.stack([prepared.auwise[v] for v in ids]), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(z["cross_au"], np.stack([prepared.crossau[v] for v in ids]), rtol=1e-5, atol=1e-6)
+    # One batching path (auda.extract_corpus) for both: the same numbers, exactly.
+    np.testing.assert_array_equal(z["au_wise"], np.stack([prepared.auwise[v] for v in ids]))
+    np.testing.assert_array_equal(z["cross_au"], np.stack([prepared.crossau[v] for v in ids]))
     first = z["frame"][z["offsets"][0]:z["offsets"][1]]
     assert first.shape == (prepared.corpus.videos[ids[0]].n_frames, 154)
   with pytest.raises(InputError, match="exists"):
-    experiment.extract_features(config, out)
-  from smilejax.io import auda_package
+    extract.extract_features(config, out)
   back = auda_package.read_auda_package(pkg, ids=ids[:2])
   np.testing.assert_array_equal(back[ids[0]].au_wise["apex"], au_wise_0[119:238])  # segment 1 of 4, exact
 
@@ -235,10 +237,9 @@ def test_bad_input_stops_before_any_fold_or_loading(config, tmp_path, monkeypatc
 def test_auda_package_corpus_runs_the_auda_methods_only(config, fold1, tmp_path):
   """The replication-data path: our package writer -> bin/import_auda_package's converter -> a fold of the
   AUDA methods (no videos). Its AU-wise accuracy equals the video corpus's (same series, same seeds)."""
-  from smilejax.io import auda_package, nemo
   pkg = tmp_path / "pkg"
-  experiment.extract_features(config, tmp_path / "feats.npz", package_dir=str(pkg))
-  root = experiment.prepare(config).corpus.root
+  extract.extract_features(config, tmp_path / "feats.npz", package_dir=str(pkg))
+  root = prepare_lib.prepare(config).corpus.root
   corpus_dir = auda_package.package_to_corpus(pkg, tmp_path / "corpus", folds=nemo.read_fold_lists(root / "folds"))
   c = _load_config("auda_package")
   c.data.root = str(corpus_dir)

@@ -240,7 +240,7 @@ def test_figure_draws_paper_bars_only_for_uvanemo(tmp_path):
 
 
 def test_confusion_threshold_is_the_training_rule():
-    # train.py counts p > 0.5 (logit > 0) as spontaneous: p = 0.5 exactly is "posed"; NaN rows are left out.
+    # smilejax.train counts p > 0.5 (logit > 0) as spontaneous: p = 0.5 exactly is "posed"; NaN rows are left out.
     df = pd.DataFrame({"label": [0, 0, 1, 1, 1], "m": [0.5, 0.51, 0.5, 0.9, np.nan]})
     c = report.confusion_matrices(df, ["m"])["m"]
     np.testing.assert_array_equal(c, [[1, 1], [1, 1]])
