@@ -4,8 +4,9 @@ Run manually (not a test):
 
     .venv/bin/python benchmarks/bench_auda.py                    # 1240 videos, 5 repeats, NumPy reference on 8
     .venv/bin/python benchmarks/bench_auda.py --n_videos=200 --repeats=3 --ref_subset=4
-    git show <commit>:smilejax/auda.py > /tmp/auda_old.py   # A/B against an older version, same process
-    .venv/bin/python benchmarks/bench_auda.py --baseline=/tmp/auda_old.py --ref_subset=0
+    git worktree add --detach /tmp/auda_old <commit>        # A/B against an older version, same process
+    .venv/bin/python benchmarks/bench_auda.py --baseline=/tmp/auda_old/smilejax/auda --ref_subset=0
+    # (versions before the package, issue 14: git show <commit>:smilejax/auda.py > /tmp/auda_old.py)
 
 The videos are generated here (random walks + a smile-shaped bump, 50 fps, 4-10 s), so the benchmark does not
 depend on the corpus generator. smilejax.auda.extract_batch is timed end to end (host arrays in, host arrays out:
@@ -43,9 +44,10 @@ flags.DEFINE_float("fps", 50.0, "frame rate")
 flags.DEFINE_integer("seed", 0, "random seed")
 flags.DEFINE_bool("check", True, "compare the JAX features with the NumPy reference on the subset")
 flags.DEFINE_string("baseline", None,
-                    "path of another auda.py (e.g. from `git show <commit>:smilejax/auda.py > /tmp/auda_old.py`), or "
-                    "several, comma-separated: timed in the same process, runs interleaved with the current module "
-                    "(an A/B on a busy machine)")
+                    "another version of smilejax.auda: its package folder (e.g. in `git worktree add --detach "
+                    "/tmp/auda_old <commit>`: /tmp/auda_old/smilejax/auda) or a single auda.py of the versions "
+                    "before the package; several, comma-separated: timed in the same process, runs interleaved with "
+                    "the current module (an A/B on a busy machine)")
 
 
 def make_videos(n: int, fps: float, seed: int):
@@ -72,6 +74,36 @@ def make_videos(n: int, fps: float, seed: int):
     return videos
 
 
+def load_baseline(path: str, alias: str):
+    """Another version of smilejax.auda from ``path``: a package folder (imported as smilejax.auda for the time of
+    its import, so that its modules import each other, then the current package is put back) or a single file."""
+    import importlib.util
+
+    import smilejax
+    src = Path(path)
+    if src.is_file():
+        spec = importlib.util.spec_from_file_location(alias, src)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[alias] = module
+        spec.loader.exec_module(module)
+        return module
+    current = {k: m for k, m in sys.modules.items() if k == "smilejax.auda" or k.startswith("smilejax.auda.")}
+    for k in current:
+        del sys.modules[k]
+    try:
+        spec = importlib.util.spec_from_file_location("smilejax.auda", src / "__init__.py",
+                                                      submodule_search_locations=[str(src)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["smilejax.auda"] = module
+        spec.loader.exec_module(module)
+    finally:
+        for k in [k for k in sys.modules if k == "smilejax.auda" or k.startswith("smilejax.auda.")]:
+            del sys.modules[k]
+        sys.modules.update(current)
+        smilejax.auda = current["smilejax.auda"]
+    return module
+
+
 def cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -87,11 +119,11 @@ def main(argv):
     del argv
     if FLAGS.xla_single_thread:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+    import auda_reference_numpy as ref
     import jax
     import numpy as np
 
     from smilejax import auda
-    import auda_reference_numpy as ref
 
     fps = FLAGS.fps
     videos = make_videos(FLAGS.n_videos, fps, FLAGS.seed)
@@ -114,14 +146,8 @@ def main(argv):
 
     modules = {"smilejax.auda": auda}
     if FLAGS.baseline:
-        import importlib.util
-        modules = {}
-        for i, path in enumerate(FLAGS.baseline.split(",")):
-            spec = importlib.util.spec_from_file_location(f"auda_baseline{i}", path)
-            base = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = base
-            spec.loader.exec_module(base)
-            modules[f"baseline {path}"] = base
+        modules = {f"baseline {path}": load_baseline(path, f"auda_baseline{i}")
+                   for i, path in enumerate(FLAGS.baseline.split(","))}
         modules["smilejax.auda"] = auda
 
     def run(module):

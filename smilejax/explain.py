@@ -46,117 +46,17 @@ import numpy as np
 import pandas as pd
 
 from smilejax import constants
+from smilejax.auda.layout import (
+    DEFAULT_SEGMENTS,
+    FRAME_DIM,
+    SI_FRAME_INDEX,
+    au_wise_feature_names,
+    cross_au_feature_names,
+    feature_to_au_matrix,
+    frame_feature_names,
+)
 
 A = constants.NUM_AUS  # 17
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Feature layouts (auda.md §7–10)
-# ---------------------------------------------------------------------------------------------------------------------
-FRAME_DIM = 154
-AU_WISE_SEGMENT_DIM = 119
-CROSS_AU_SEGMENT_DIM = 1088
-DEFAULT_SEGMENTS: tuple[str, ...] = ("onset", "apex", "offset", "whole_smile")   # auda.md §6, §10
-SI_FRAME_INDEX = 153
-
-# §7: blocks of 17 after the AU values, in this order.
-FRAME_BLOCKS: tuple[str, ...] = ("value", "Δ9", "Δ27", "Δ̂9", "Δ̂27", "Δ²9", "Δ²27", "Δ̂²9", "Δ̂²27")
-
-# §9: the 136 AU pairs (i < j) in §1 order; pair index p = i(33 − i)/2 + (j − i − 1).
-CROSS_AU_PAIRS: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(A) for j in range(i + 1, A))
-
-
-def pair_index(i: int, j: int) -> int:
-    """auda.md §9: p = i·(33 − i)/2 + (j − i − 1) for AU indices i < j."""
-    if not 0 <= i < j < A:
-        raise ValueError(f"pair needs 0 <= i < j < {A}, got ({i}, {j})")
-    return i * (2 * A - 1 - i) // 2 + (j - i - 1)
-
-
-def frame_feature_au(index: int) -> int | None:
-    """AU index (0–16) of frame-wise feature `index` (0–153); None for the SI column 153 (auda.md §7)."""
-    if not 0 <= index < FRAME_DIM:
-        raise ValueError(f"frame-wise feature index must be in 0..{FRAME_DIM - 1}, got {index}")
-    return None if index == SI_FRAME_INDEX else index % A
-
-
-def frame_feature_names() -> list[str]:
-    """Names of the 154 frame-wise features, e.g. 'AU12 Δ̂27' (auda.md §7)."""
-    names = [f"{constants.AU_NAMES[i % A]} {FRAME_BLOCKS[i // A]}" for i in range(SI_FRAME_INDEX)]
-    return names + ["SI"]
-
-
-def au_wise_feature_au(index: int, *, n_segments: int = len(DEFAULT_SEGMENTS)) -> int:
-    """AU index of AU-wise feature `index` in the whole-video vector (n_segments × 119; auda.md §8, §10)."""
-    if not 0 <= index < n_segments * AU_WISE_SEGMENT_DIM:
-        raise ValueError(f"AU-wise feature index must be in 0..{n_segments * AU_WISE_SEGMENT_DIM - 1}, got {index}")
-    j = index % AU_WISE_SEGMENT_DIM
-    if j < 51:            # amplitude, mean, max: 17 each, index a
-        return j % A
-    if j < 85:            # mean Δ interlaced: 51 + 2a + k
-        return (j - 51) // 2
-    return (j - 85) // 2  # max Δ interlaced: 85 + 2a + k
-
-
-def au_wise_feature_names(segments: Sequence[str] = DEFAULT_SEGMENTS) -> list[str]:
-    """e.g. 'apex: AU12 mean Δ27'."""
-    per_segment = ([f"{constants.AU_NAMES[a]} amplitude" for a in range(A)]
-                   + [f"{constants.AU_NAMES[a]} mean" for a in range(A)]
-                   + [f"{constants.AU_NAMES[a]} max" for a in range(A)]
-                   + [f"{constants.AU_NAMES[a]} mean Δ{w}" for a in range(A) for w in (9, 27)]
-                   + [f"{constants.AU_NAMES[a]} max Δ{w}" for a in range(A) for w in (9, 27)])
-    assert len(per_segment) == AU_WISE_SEGMENT_DIM
-    return [f"{s}: {n}" for s in segments for n in per_segment]
-
-
-def cross_au_feature_pair(index: int, *, n_segments: int = len(DEFAULT_SEGMENTS)) -> tuple[int, int]:
-    """AU pair (i, j) of cross-AU feature `index` in the whole-video vector (n_segments × 1088; auda.md §9, §10)."""
-    if not 0 <= index < n_segments * CROSS_AU_SEGMENT_DIM:
-        raise ValueError(f"cross-AU feature index must be in 0..{n_segments * CROSS_AU_SEGMENT_DIM - 1}, got {index}")
-    j = index % CROSS_AU_SEGMENT_DIM
-    return CROSS_AU_PAIRS[(j % 272) // 2]
-
-
-def cross_au_feature_names(segments: Sequence[str] = DEFAULT_SEGMENTS) -> list[str]:
-    """e.g. 'onset: AU06-AU12 max δΔ9'."""
-    kinds = ("min δΔ", "max δΔ", "Δt max increase ", "Δt max decrease ")
-    per_segment = []
-    for kind in kinds:
-        for i, j in CROSS_AU_PAIRS:
-            for w in (9, 27):
-                per_segment.append(f"{constants.AU_NAMES[i]}-{constants.AU_NAMES[j]} {kind}{w}".replace("  ", " "))
-    assert len(per_segment) == CROSS_AU_SEGMENT_DIM
-    return [f"{s}: {n}" for s in segments for n in per_segment]
-
-
-def feature_to_au_matrix(kind: str, n_features: int | None = None) -> np.ndarray:
-    """M [D, 17]: per-AU attribution = a_D @ M. kind: "frame" (D = 154; SI row all zero), "au_wise"
-    (D = k·119: one 1 per row), "cross_au" (D = k·1088: 0.5 at each AU of the row's pair)."""
-    if kind == "frame":
-        d = FRAME_DIM if n_features is None else n_features
-        if d != FRAME_DIM:
-            raise ValueError(f"frame-wise features have {FRAME_DIM} columns, got {d}")
-        m = np.zeros((d, A))
-        for i in range(SI_FRAME_INDEX):
-            m[i, frame_feature_au(i)] = 1.0
-        return m
-    if kind == "au_wise":
-        d = AU_WISE_SEGMENT_DIM * len(DEFAULT_SEGMENTS) if n_features is None else n_features
-        if d % AU_WISE_SEGMENT_DIM:
-            raise ValueError(f"AU-wise vector length must be a multiple of {AU_WISE_SEGMENT_DIM}, got {d}")
-        m = np.zeros((d, A))
-        m[np.arange(d), [au_wise_feature_au(i, n_segments=d // AU_WISE_SEGMENT_DIM) for i in range(d)]] = 1.0
-        return m
-    if kind == "cross_au":
-        d = CROSS_AU_SEGMENT_DIM * len(DEFAULT_SEGMENTS) if n_features is None else n_features
-        if d % CROSS_AU_SEGMENT_DIM:
-            raise ValueError(f"cross-AU vector length must be a multiple of {CROSS_AU_SEGMENT_DIM}, got {d}")
-        m = np.zeros((d, A))
-        pairs = np.array([cross_au_feature_pair(i, n_segments=d // CROSS_AU_SEGMENT_DIM) for i in range(d)])
-        m[np.arange(d), pairs[:, 0]] += 0.5
-        m[np.arange(d), pairs[:, 1]] += 0.5
-        return m
-    raise ValueError(f"kind must be 'frame', 'au_wise' or 'cross_au', got {kind!r}")
-
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Model application and gradient × input

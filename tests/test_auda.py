@@ -1,4 +1,4 @@
-"""Tests for smilejax/auda.py against the reference vectors (auda.md section 4) and an independent NumPy reference.
+"""Tests for smilejax/auda/ against the reference vectors (auda.md section 4) and an independent NumPy reference.
 
 Compilation is the expensive part, so every jitted computation runs once per module on fixed shapes: one padded
 batch of 1-D series [16, 256] (the two reference series, random and adversarial ones) for the dynamics and the phases,
@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import auda_reference_numpy as ref
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
-import auda_reference_numpy as ref
 from smilejax import auda
+from smilejax.auda import batching, layout, segments
 from smilejax.constants import AU_INDEX
 from smilejax.errors import InputError
 
@@ -368,6 +369,45 @@ def test_pair_index():
         assert auda.pair_index(int(i), int(j)) == p
 
 
+def test_frame_layout_matches_spec_example():
+    # auda.md §7: AU12 (a = 8) sits at 8, 25, 42, 59, 76, 93, 110, 127, 144; SI at 153.
+    assert [i for i in range(154) if layout.frame_feature_au(i) == 8] == [8, 25, 42, 59, 76, 93, 110, 127, 144]
+    assert layout.frame_feature_au(153) is None
+    m = layout.feature_to_au_matrix("frame")
+    assert m.shape == (154, 17)
+    np.testing.assert_array_equal(m.sum(axis=0), np.full(17, 9.0))      # 9 per-AU columns each
+    np.testing.assert_array_equal(m[153], np.zeros(17))
+    assert layout.frame_feature_names()[127] == "AU12 Δ̂²9"
+    assert len(layout.frame_feature_names()) == 154
+
+
+def test_au_wise_layout_matches_spec_example():
+    # auda.md §8: AU12 at 8, 25, 42, 67 (mean Δ9), 68 (mean Δ27), 101 (max Δ9), 102 (max Δ27); §10: segments of 119.
+    au12 = [i for i in range(119) if layout.au_wise_feature_au(i) == 8]
+    assert au12 == [8, 25, 42, 67, 68, 101, 102]
+    assert [layout.au_wise_feature_au(i + 2 * 119) for i in au12] == [8] * 7
+    m = layout.feature_to_au_matrix("au_wise", 476)
+    np.testing.assert_array_equal(m.sum(axis=1), np.ones(476))
+    np.testing.assert_array_equal(m.sum(axis=0), np.full(17, 28.0))     # 7 per segment x 4 segments
+    names = layout.au_wise_feature_names()
+    assert names[119 + 68] == "apex: AU12 mean Δ27"
+    assert names[101] == "onset: AU12 max Δ9"
+
+
+def test_cross_au_layout_matches_spec_example():
+    # auda.md §9: pair (AU6, AU12) = (4, 8) has p = 61 and indices 122/123, 394/395, 666/667, 938/939.
+    assert [layout.pair_index(i, j) for i, j in layout.CROSS_AU_PAIRS] == list(range(136))
+    idx = [i for i in range(1088) if layout.cross_au_feature_pair(i) == (4, 8)]
+    assert idx == [122, 123, 394, 395, 666, 667, 938, 939]
+    assert layout.cross_au_feature_pair(1088 * 3 + 939) == (4, 8)
+    m = layout.feature_to_au_matrix("cross_au", 4352)
+    np.testing.assert_array_equal(m.sum(axis=1), np.ones(4352))
+    np.testing.assert_array_equal(m[122, [4, 8]], [0.5, 0.5])
+    # each AU is in 16 pairs x 8 features per pair x 4 segments, half each
+    np.testing.assert_array_equal(m.sum(axis=0), np.full(17, 16 * 8 * 4 * 0.5))
+    assert layout.cross_au_feature_names()[394] == "onset: AU06-AU12 max δΔ9"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Features (auda.md sections 6-10) on a batch of synthetic videos
 # ---------------------------------------------------------------------------------------------------------------
@@ -528,8 +568,7 @@ def test_phases_in_chunks_equal_the_whole_batch(batch64, workers):
     video the phases of the whole batch at once."""
     au, si, lengths = _padded_videos()
     si = np.nan_to_num(si[:, :T_VIDEO])
-    opts = auda._resolve_options(None, {})
-    got = auda._phases_for(si, lengths, 50.0, opts, chunk=2, workers=workers)
+    got = batching._phases_for(si, lengths, 50.0, auda.AudaOptions(), chunk=2, workers=workers)
     assert got.shape == si.shape and got.dtype == np.int32
     np.testing.assert_array_equal(got, batch64.phases_BxT[:, :T_VIDEO])
     assert not np.all(got == 0)
@@ -572,10 +611,10 @@ def test_compute_features_float32_jittable(refs):
 
 
 def test_float32_constant_windows():
-    """The float32 fast path's constant-window test (sum of (v_k - v_c)^2 == 0, auda._regress_centred) on stretches
-    of zeros, of tiny values (2^-38 = 3.6e-12, its stated limit) and of ordinary values, next to tiny and ordinary
-    changes: delta and delta_adj are exactly 0 inside the stretches, finite everywhere, and within 1e-5 x column max
-    of the float64 NumPy reference."""
+    """The float32 fast path's constant-window test (sum of (v_k - v_c)^2 == 0, auda.regression._regress_centred) on
+    stretches of zeros, of tiny values (2^-38 = 3.6e-12, its stated limit) and of ordinary values, next to tiny and
+    ordinary changes: delta and delta_adj are exactly 0 inside the stretches, finite everywhere, and within 1e-5 x
+    column max of the float64 NumPy reference."""
     rng = np.random.default_rng(11)
     t_len = 160
     au = np.round(np.cumsum(rng.normal(0, 0.03, (t_len, 17)), axis=0) + 1.0, 2)
@@ -633,7 +672,7 @@ def test_non_default_options_match_numpy_reference():
 
 
 def test_row_packing_of_label_frames():
-    """The batched path packs each label's frames into rows of ``row_size`` slots (auda._row_indices): every real
+    """The batched path packs each label's frames into rows of ``row_size`` slots (segments.row_indices): every real
     frame of a segment label exactly once, in time order, a row's spare slots repeating its first frame."""
     phases = np.zeros((2, 150), np.int32)
     phases[0, 10:80] = 1    # 70 onset frames -> 3 rows of 32
@@ -642,7 +681,7 @@ def test_row_packing_of_label_frames():
     phases[0, 140:150] = 2  # beyond the real length: ignored
     phases[1, 20:30] = 3    # one label only
     lengths = np.array([130, 150])
-    idx, count, label = auda._row_indices(phases, lengths, (1, 2, 3), 32)
+    idx, count, label = segments.row_indices(phases, lengths, (1, 2, 3), 32)
     assert idx.shape == (2, 8, 32) and count.shape == label.shape == (2, 8)   # 6 rows, rounded up to a multiple of 4
     np.testing.assert_array_equal(count[0], [32, 32, 6, 5, 32, 1, 0, 0])
     np.testing.assert_array_equal(label[0], [0, 0, 0, 1, 2, 2, -1, -1])

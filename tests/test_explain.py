@@ -18,48 +18,6 @@ A = constants.NUM_AUS
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Layouts (auda.md §7–10)
-# --------------------------------------------------------------------------------------------------------------------
-def test_frame_layout_matches_spec_example():
-    # auda.md §7: AU12 (a = 8) sits at 8, 25, 42, 59, 76, 93, 110, 127, 144; SI at 153.
-    assert [i for i in range(154) if explain.frame_feature_au(i) == 8] == [8, 25, 42, 59, 76, 93, 110, 127, 144]
-    assert explain.frame_feature_au(153) is None
-    m = explain.feature_to_au_matrix("frame")
-    assert m.shape == (154, A)
-    np.testing.assert_array_equal(m.sum(axis=0), np.full(A, 9.0))      # 9 per-AU columns each
-    np.testing.assert_array_equal(m[153], np.zeros(A))
-    assert explain.frame_feature_names()[127] == "AU12 Δ̂²9"
-
-
-def test_au_wise_layout_matches_spec_example():
-    # auda.md §8: AU12 at 8, 25, 42, 67 (mean Δ9), 68 (mean Δ27), 101 (max Δ9), 102 (max Δ27); §10: segments of 119.
-    au12 = [i for i in range(119) if explain.au_wise_feature_au(i) == 8]
-    assert au12 == [8, 25, 42, 67, 68, 101, 102]
-    assert [explain.au_wise_feature_au(i + 2 * 119) for i in au12] == [8] * 7
-    m = explain.feature_to_au_matrix("au_wise", 476)
-    np.testing.assert_array_equal(m.sum(axis=1), np.ones(476))
-    np.testing.assert_array_equal(m.sum(axis=0), np.full(A, 28.0))     # 7 per segment x 4 segments
-    names = explain.au_wise_feature_names()
-    assert names[119 + 68] == "apex: AU12 mean Δ27"
-    assert names[101] == "onset: AU12 max Δ9"
-
-
-def test_cross_au_layout_matches_spec_example():
-    # auda.md §9: pair (AU6, AU12) = (4, 8) has p = 61 and indices 122/123, 394/395, 666/667, 938/939.
-    assert explain.pair_index(4, 8) == 61
-    assert [explain.pair_index(i, j) for i, j in explain.CROSS_AU_PAIRS] == list(range(136))
-    idx = [i for i in range(1088) if explain.cross_au_feature_pair(i) == (4, 8)]
-    assert idx == [122, 123, 394, 395, 666, 667, 938, 939]
-    assert explain.cross_au_feature_pair(1088 * 3 + 939) == (4, 8)
-    m = explain.feature_to_au_matrix("cross_au", 4352)
-    np.testing.assert_array_equal(m.sum(axis=1), np.ones(4352))
-    np.testing.assert_array_equal(m[122, [4, 8]], [0.5, 0.5])
-    # each AU is in 16 pairs x 8 features per pair x 4 segments, half each
-    np.testing.assert_array_equal(m.sum(axis=0), np.full(A, 16 * 8 * 4 * 0.5))
-    assert explain.cross_au_feature_names()[394] == "onset: AU06-AU12 max δΔ9"
-
-
-# --------------------------------------------------------------------------------------------------------------------
 # Linear models with closed-form attributions
 # --------------------------------------------------------------------------------------------------------------------
 class LinearVector(nn.Module):
@@ -282,8 +240,7 @@ def test_layout_agrees_with_auda_extract():
     """Only AU12 (and SI) vary: every non-zero feature auda.extract produces must be one the helpers assign to AU12
     (frame-wise: AU12's 9 columns + SI; AU-wise: AU12's 7 per segment; cross-AU: pairs containing AU12)."""
     from smilejax import auda
-    np.testing.assert_array_equal(np.asarray(auda.AU_PAIRS), np.array(explain.CROSS_AU_PAIRS))
-    assert all(auda.pair_index(i, j) == explain.pair_index(i, j) for i, j in explain.CROSS_AU_PAIRS)
+    from smilejax.auda import layout
     a12 = constants.AU_NAMES.index("AU12")
     t = np.arange(200)   # same shape as the end-to-end test: auda compiles once
     env = np.clip(np.sin(np.pi * (t - 30) / 120), 0, None) * (t > 30) * (t < 150)
@@ -293,10 +250,10 @@ def test_layout_agrees_with_auda_extract():
     assert not f.no_smile_detected
     frame = np.asarray(f.frame_TxD)
     nz = set(np.flatnonzero(np.abs(frame).max(axis=0) > 0))
-    assert nz == {i for i in range(154) if explain.frame_feature_au(i) in (a12, None)}
+    assert nz == {i for i in range(154) if layout.frame_feature_au(i) in (a12, None)}
     nz = np.flatnonzero(np.asarray(f.au_wise_D) != 0)
-    assert nz.size and all(explain.au_wise_feature_au(i) == a12 for i in nz)
+    assert nz.size and all(layout.au_wise_feature_au(i) == a12 for i in nz)
     nz = np.flatnonzero(np.asarray(f.cross_au_D) != 0)
-    assert nz.size and all(a12 in explain.cross_au_feature_pair(i) for i in nz)
+    assert nz.size and all(a12 in layout.cross_au_feature_pair(i) for i in nz)
     # and the AU12 max-Δ9 feature of the apex segment is where §8 puts it (85 + 2a + 0, segment 1)
     assert np.asarray(f.au_wise_D)[119 + 85 + 2 * a12] > 0
