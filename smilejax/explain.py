@@ -23,29 +23,38 @@ The sums of a_i over all features do not add up to the logit (gradient × input 
 models); they rank AUs by their local first-order influence. RealSmileNet and the two fusions get probabilities
 only (no per-AU attribution: their inputs are pixels or other models' features).
 
-Layout helpers (which AU a feature index belongs to, feature names) live here, derived from the spec layouts
-(``smilejax.auda`` exposes the pair list and pair index only; tests check that both agree and that auda.extract
-puts an AU's features where these helpers say).
-
-Check on a trained workdir (configs/test.py, synthetic tiny corpus, fold 1): the probabilities of all six methods
-for each of the fold's 5 test videos equal the experiment's predictions.csv to < 5e-7 (its 6-decimal rounding).
+The feature layout (which AU a feature index belongs to, feature names) is ``smilejax.auda.layout``'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import json
 import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import ml_collections
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from smilejax import constants
+from smilejax import auda, constants, train
+from smilejax import workdir as workdir_lib
+from smilejax.errors import InputError
+from smilejax.io.intensity import read_smile_intensity
+from smilejax.io.nemo import parse_video_id
+from smilejax.io.openface import read_openface_csv
+from smilejax.io.video import read_video, resize_frames
+from smilejax.methods import AUDA_METHODS, FUSION_MEMBERS, METHODS
+from smilejax.prepare import corpus_root
+from smilejax.sequences import default_frame_stride, sample_frame_indices
 from smilejax.auda.layout import (
     DEFAULT_SEGMENTS,
     FRAME_DIM,
@@ -61,13 +70,6 @@ A = constants.NUM_AUS  # 17
 # ---------------------------------------------------------------------------------------------------------------------
 # Model application and gradient × input
 # ---------------------------------------------------------------------------------------------------------------------
-AUDA_METHODS: tuple[str, ...] = ("framewise", "auwise", "crossau")
-# Late-fusion members in concatenation order (realsmilenet.md §7: 250 + 150 + 150 + 150). A fusion model whose config
-# names its members ("members") overrides this.
-FUSION_MEMBERS: dict[str, tuple[str, ...]] = {
-    "fusion_auda": ("framewise", "auwise", "crossau"),
-    "fusion_all": ("realsmilenet", "framewise", "auwise", "crossau"),
-}
 
 
 def _standardizer_arrays(standardizer: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -101,9 +103,6 @@ def standardize(x: np.ndarray, standardizer: Any) -> np.ndarray:
 def _compiled(module: Any) -> tuple[Callable, Callable]:
     """Jitted (forward, forward + gradient) for one Flax module: one compilation per module and input shape instead
     of one per primitive (eager dispatch compiles every op separately, which dominates a one-video explanation)."""
-    import jax  # pylint: disable=import-outside-toplevel
-    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-
     def forward(variables, z, lengths):
         return module.apply(variables, z, lengths, train=False)
 
@@ -133,7 +132,6 @@ def _fns(model: Any) -> tuple[Callable, Callable]:
 
 def apply_model(model: Any, z: np.ndarray, lengths_B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(logit_B, feats_BxF) of `model.module` in evaluation mode on already standardised input z."""
-    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
     forward, _ = _fns(model)
     logit, feats = forward(model.variables, jnp.asarray(z, jnp.float32), jnp.asarray(lengths_B, jnp.int32))
     return np.asarray(logit, dtype=np.float64), np.asarray(feats, dtype=np.float64)
@@ -143,7 +141,6 @@ def gradient_x_input(model: Any, z: np.ndarray, lengths_B: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(logit_B, feats_BxF, a) with a = z ⊙ ∂(Σ_b logit_b)/∂z (eval mode). Rows of a batch are independent in eval
     mode, so a row's attribution equals that of the video run alone."""
-    import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
     _, forward_and_grad = _fns(model)
     logit, feats, a = forward_and_grad(model.variables, jnp.asarray(z, jnp.float32),
                                        jnp.asarray(lengths_B, jnp.int32))
@@ -169,19 +166,6 @@ def per_au_attribution(method: str, attr: np.ndarray) -> dict[str, float]:
     else:
         raise ValueError(f"per-AU attribution is defined for {AUDA_METHODS}, got {method!r}")
     return {constants.AU_NAMES[a]: float(per_au[a]) for a in range(A)}
-
-
-def _sample_frame_indices(n_frames: int, stride: int) -> np.ndarray:
-    """smilejax.data.sample_frame_indices: every stride-th frame from 0, plus the last when n % stride >= 2/3·stride
-    (realsmilenet.md §2); the frame-wise features are sampled at the video's frame indices (experiment.py)."""
-    from smilejax import data  # pylint: disable=import-outside-toplevel
-    return np.asarray(data.sample_frame_indices(int(n_frames), int(stride)), dtype=np.int64)
-
-
-def default_frame_stride(fps: float) -> int:
-    """round(fps / 10), at least 1: 5 at 50 fps (smilejax.data.default_frame_stride)."""
-    from smilejax import data  # pylint: disable=import-outside-toplevel
-    return int(data.default_frame_stride(fps))
 
 
 def _config_get(config: Any, key: str) -> Any:
@@ -274,7 +258,7 @@ def explain_features(models: Mapping[str, Any], features: Any, *, fps: float, fr
         if method == "framewise":
             frame_TxD = np.asarray(features.frame_TxD, dtype=np.float64)
             stride = frame_stride or default_frame_stride(fps)
-            sampled = _sample_frame_indices(frame_TxD.shape[0], int(stride))
+            sampled = sample_frame_indices(frame_TxD.shape[0], int(stride))
             x = frame_TxD[sampled][None]                    # [1, T', 154]
             lengths = np.array([x.shape[1]])
         else:
@@ -326,7 +310,7 @@ def explain_features(models: Mapping[str, Any], features: Any, *, fps: float, fr
 
 def run_config(fold_dir: str | os.PathLike) -> dict[str, Any]:
     """The run's config.json (<workdir>/config.json, the fold directory's parent); {} when absent."""
-    path = Path(fold_dir).parent / "config.json"
+    path = Path(fold_dir).parent / workdir_lib.CONFIG
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
@@ -335,9 +319,8 @@ def load_models(fold_dir: str | os.PathLike, methods: Sequence[str] | None = Non
     """method -> trained model for every method directory of `fold_dir` that exists (default loader:
     smilejax.train.load_trained)."""
     fold_dir = Path(fold_dir)
-    if load_model is None:
-        load_model = importlib.import_module("smilejax.train").load_trained
-    wanted = methods or ("realsmilenet", *AUDA_METHODS, *FUSION_MEMBERS)
+    load_model = load_model or train.load_trained
+    wanted = methods or METHODS
     return {m: load_model(fold_dir / m) for m in wanted if (fold_dir / m).is_dir()}
 
 
@@ -345,9 +328,8 @@ def load_video_frames(video: str | os.PathLike, *, frame_stride: int | None = No
                       frame_size: int = 48) -> tuple[np.ndarray, float]:
     """RealSmileNet input for one mp4: every stride-th frame (realsmilenet.md §2), bicubic 48×48, float32 in [0, 1].
     Returns (frames_TxHxWxC, fps)."""
-    from smilejax.io.video import read_video, resize_frames  # pylint: disable=import-outside-toplevel
     v = read_video(video)
-    idx = _sample_frame_indices(v.n_frames, frame_stride or default_frame_stride(v.fps))
+    idx = sample_frame_indices(v.n_frames, frame_stride or default_frame_stride(v.fps))
     frames = resize_frames(v.frames_TxHxWxC[idx], frame_size).astype(np.float32) / 255.0
     return frames, v.fps
 
@@ -359,11 +341,8 @@ def fold_test_video(fold_dir: str | os.PathLike, video_id: str | None = None) ->
 
     Returns {"id", "label", "openface_csv", "si_file", "video" (None when the mp4 is absent), "predictions"
     (that video's row of predictions.csv as a dict: the probabilities the experiment recorded)}."""
-    import ml_collections  # pylint: disable=import-outside-toplevel
-    from smilejax.errors import InputError  # pylint: disable=import-outside-toplevel
-    experiment = importlib.import_module("smilejax.experiment")
     fold_dir = Path(fold_dir)
-    pred_path = fold_dir / "predictions.csv"
+    pred_path = fold_dir / workdir_lib.PREDICTIONS
     if not pred_path.is_file():
         raise InputError(f"{pred_path}: no predictions (is the fold finished?)")
     preds = pd.read_csv(pred_path, dtype={"id": str, "subject": str})
@@ -375,7 +354,7 @@ def fold_test_video(fold_dir: str | os.PathLike, video_id: str | None = None) ->
     cfg = run_config(fold_dir)
     if not cfg:
         raise InputError(f"{fold_dir.parent / 'config.json'}: run config not found")
-    root, _ = experiment.corpus_root(ml_collections.ConfigDict(cfg))
+    root, _ = corpus_root(ml_collections.ConfigDict(cfg))
     mp4 = root / constants.VIDEO_DIR / f"{video_id}.mp4"
     return {"id": video_id, "label": int(row["label"].iloc[0]),
             "openface_csv": root / constants.OPENFACE_DIR / f"{video_id}.csv",
@@ -397,11 +376,6 @@ def explain_video(fold_dir: str | os.PathLike, *, openface_csv: str | os.PathLik
     config.json ("auda" section, data.frame_stride), so the features match those the models were trained on.
     models: already loaded models (skips loading; load_model: the loader, default smilejax.train.load_trained).
     """
-    from smilejax.errors import InputError  # pylint: disable=import-outside-toplevel
-    from smilejax.io.intensity import read_smile_intensity  # pylint: disable=import-outside-toplevel
-    from smilejax.io.openface import read_openface_csv  # pylint: disable=import-outside-toplevel
-    auda = importlib.import_module("smilejax.auda")
-
     fold_dir = Path(fold_dir)
     cfg = run_config(fold_dir)
     if auda_options is None:
@@ -467,7 +441,6 @@ def top_aus_of(df: pd.DataFrame, k: int) -> list[str]:
 
 def _true_label(video_id: str) -> str | None:
     try:
-        from smilejax.io.nemo import parse_video_id  # pylint: disable=import-outside-toplevel
         return constants.LABEL_NAMES[parse_video_id(video_id)[1]]
     except Exception:  # pylint: disable=broad-except  # an id outside the corpus naming scheme: no label shown
         return None
@@ -478,18 +451,15 @@ def plot_explanation(expl: Explanation, *, top_k: int = 8, curves_k: int = 4, no
     spontaneous); with `normalize`, each method's values are divided by its Σ|attribution| (signed shares), so a
     method with a large logit scale does not hide the others. Right: the curves_k most influential AUs over time
     with SI (right axis) and the detected phases shaded. Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-    from matplotlib.patches import Patch  # pylint: disable=import-outside-toplevel
-
     fig, (ax_bar, ax_t) = plt.subplots(1, 2, figsize=(14, 5.2), gridspec_kw={"width_ratios": [1, 1.5]})
     df = normalized_attributions(expl) if normalize else expl.attributions
     aus = top_aus_of(df, top_k)
-    methods = [m for m in AUDA_METHODS if m in set(df["method"])]
-    h = 0.8 / max(1, len(methods))
-    for mi, m in enumerate(methods):
+    shown = [m for m in AUDA_METHODS if m in set(df["method"])]
+    h = 0.8 / max(1, len(shown))
+    for mi, m in enumerate(shown):
         sub = df[df["method"] == m].set_index("AU")["attribution"]
         vals = [float(sub.get(au, 0.0)) for au in aus]
-        ys = np.arange(len(aus)) + (mi - (len(methods) - 1) / 2) * h
+        ys = np.arange(len(aus)) + (mi - (len(shown) - 1) / 2) * h
         ax_bar.barh(ys, vals, height=h, color=_METHOD_COLORS.get(m), label=f"{m} (p = {expl.probabilities[m]:.2f})")
     ax_bar.axvline(0, color="k", lw=0.8)
     ax_bar.set_yticks(np.arange(len(aus)))
@@ -520,7 +490,7 @@ def plot_explanation(expl: Explanation, *, top_k: int = 8, curves_k: int = 4, no
             ax_si = ax_t.twinx()
             ax_si.plot(t, expl.si_T, color="k", ls="--", lw=1.0)
             ax_si.set_ylabel("smile intensity (SI)")
-            handles.append(plt.Line2D([], [], color="k", ls="--"))
+            handles.append(Line2D([], [], color="k", ls="--"))
             labels.append("SI")
         handles += [Patch(color=c, alpha=0.7) for c, _ in _PHASE_COLORS.values()]
         labels += [n for _, n in _PHASE_COLORS.values()]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smilejax import methods, report
+from smilejax import methods, paper, report
 
 METHODS, NAMES = methods.METHODS, methods.METHOD_NAMES
 FOLD_SIZES = {1: 124, 2: 126, 3: 125, 4: 127, 5: 125, 6: 125, 7: 124, 8: 125, 9: 114, 10: 125}
@@ -68,31 +68,31 @@ def make_fake_workdir(root: Path, *, dataset: str = "synthetic", missing: tuple[
 
 
 def test_paper_fold_mapping():
-    assert [report.paper_fold_to_list_fold(k) for k in range(1, 11)] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 1]
-    assert report.paper_fold_to_list_fold(10) == 1
+    assert [paper.paper_fold_to_list_fold(k) for k in range(1, 11)] == [2, 3, 4, 5, 6, 7, 8, 9, 10, 1]
+    assert paper.paper_fold_to_list_fold(10) == 1
     for k in range(1, 11):
-        assert report.list_fold_to_paper_fold(report.paper_fold_to_list_fold(k)) == k
+        assert paper.list_fold_to_paper_fold(paper.paper_fold_to_list_fold(k)) == k
     # The mapping is what makes the paper's implied test sizes (auda.md §13) equal the official list sizes.
     thesis_sizes_by_paper_fold = [126, 125, 127, 125, 125, 124, 125, 114, 125, 124]
     for pk, size in enumerate(thesis_sizes_by_paper_fold, start=1):
-        assert FOLD_SIZES[report.paper_fold_to_list_fold(pk)] == size
-    by_list = report.paper_accuracy_by_list_fold("realsmilenet")
+        assert FOLD_SIZES[paper.paper_fold_to_list_fold(pk)] == size
+    by_list = paper.paper_accuracy_by_list_fold("realsmilenet")
     assert by_list[1] == 77.4          # paper fold 10
     assert by_list[2] == 73.8          # paper fold 1
     assert by_list[10] == 72.8         # paper fold 9
     with pytest.raises(ValueError):
-        report.paper_fold_to_list_fold(0)
+        paper.paper_fold_to_list_fold(0)
 
 
 def test_paper_table_matches_its_printed_mean_and_sample_std():
     # The paper's ± is the sample std (ddof = 1) of its per-fold row (realsmilenet.md §6, auda.md §13).
-    assert set(report.PAPER_TABLE1) == set(METHODS)
-    for m, row in report.PAPER_TABLE1.items():
+    assert set(paper.PAPER_TABLE1) == set(METHODS)
+    for m, row in paper.PAPER_TABLE1.items():
         v = np.array(row.folds)
         assert len(v) == 10
         assert abs(v.mean() - row.mean) <= 0.051, m
         assert abs(v.std(ddof=1) - row.std) <= 0.051, m
-    assert report.PAPER_TABLE1["fusion_all"].ms == 164.5
+    assert paper.PAPER_TABLE1["fusion_all"].ms == 164.5
 
 
 def test_load_results_marks_missing_and_failed(tmp_path):
