@@ -17,7 +17,6 @@ import time
 
 import jax
 import numpy as np
-
 from bench_realsmilenet import jax_setup  # this directory is on sys.path when the script runs
 
 
@@ -36,8 +35,11 @@ def load_models(root: str):
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--baseline", required=True, help="root of the baseline checkout")
-  parser.add_argument("--current", default=str(pathlib.Path(__file__).resolve().parents[1]),
-                      help="root of the checkout under test (default: this one)")
+  parser.add_argument(
+    "--current",
+    default=str(pathlib.Path(__file__).resolve().parents[1]),
+    help="root of the checkout under test (default: this one)",
+  )
   parser.add_argument("--steps", type=int, default=15)
   args = parser.parse_args()
   runs = {}
@@ -52,7 +54,7 @@ def main():
     print(f"{name}: compile + first step {time.perf_counter() - t0:.1f} s", flush=True)
     runs[name] = (j.step, state, batch, [])
   for i in range(args.steps):
-    for name in (("baseline", "current") if i % 2 else ("current", "baseline")):
+    for name in ("baseline", "current") if i % 2 else ("current", "baseline"):
       step, state, batch, times = runs[name]
       t0 = time.perf_counter()
       out = step(*state, *batch)

@@ -38,21 +38,20 @@ from pathlib import Path
 
 import numpy as np
 
-
 SPEC_BASELINE_MS = {"fwd1_T20": 9.6, "fwd1_T40": 17.5, "fwd1_T60": 25.0, "fwd1_T130": 49.0, "train1_B16_T50": 1200.0}
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false"
 
 # name -> (kind, batch, T, single core)
 CASES = {
-    "fwd1_T20": ("forward", 1, 20, True),
-    "fwd1_T40": ("forward", 1, 40, True),
-    "fwd1_T60": ("forward", 1, 60, True),
-    "fwd1_T130": ("forward", 1, 130, True),
-    "fwd16_T40": ("forward", 16, 40, False),
-    "train1_B16_T50": ("train", 16, 50, True),
-    "train16_B16_T50": ("train", 16, 50, False),
-    "train16dp_B16_T50": ("train_dp", 16, 50, False),
-    "trainfwd1_B16_T50": ("train_forward", 16, 50, True),
+  "fwd1_T20": ("forward", 1, 20, True),
+  "fwd1_T40": ("forward", 1, 40, True),
+  "fwd1_T60": ("forward", 1, 60, True),
+  "fwd1_T130": ("forward", 1, 130, True),
+  "fwd16_T40": ("forward", 16, 40, False),
+  "train1_B16_T50": ("train", 16, 50, True),
+  "train16_B16_T50": ("train", 16, 50, False),
+  "train16dp_B16_T50": ("train_dp", 16, 50, False),
+  "trainfwd1_B16_T50": ("train_forward", 16, 50, True),
 }
 
 
@@ -85,12 +84,14 @@ def jax_setup(models, b: int, t: int, conv_impl: str = "cnhw"):
   frames = jnp.asarray(rng.random((b, t, 48, 48, 3), dtype=np.float32))
   lengths = jnp.full((b,), t, jnp.int32)
   labels = jnp.asarray(rng.integers(0, 2, b).astype(np.float32))
-  variables = jax.jit(lambda: model.init({"params": jax.random.key(0)}, frames[:1, :2], lengths[:1] * 0 + 2,
-                                         train=False))()
+  variables = jax.jit(
+    lambda: model.init({"params": jax.random.key(0)}, frames[:1, :2], lengths[:1] * 0 + 2, train=False)
+  )()
 
   def loss_fn(p, s, x, n, y, key):
-    (logit, _), upd = model.apply({"params": p, "batch_stats": s}, x, n, train=True, rngs={"dropout": key},
-                                  mutable=["batch_stats"])
+    (logit, _), upd = model.apply(
+      {"params": p, "batch_stats": s}, x, n, train=True, rngs={"dropout": key}, mutable=["batch_stats"]
+    )
     return optax.sigmoid_binary_cross_entropy(logit, y).mean(), upd["batch_stats"]
 
   tx = optax.adam(1e-3)
@@ -101,9 +102,17 @@ def jax_setup(models, b: int, t: int, conv_impl: str = "cnhw"):
     updates, o = tx.update(grads, o, p)
     return optax.apply_updates(p, updates), s, o, loss
 
-  return types.SimpleNamespace(model=model, variables=variables, frames=frames, lengths=lengths, labels=labels,
-                               key=jax.random.key(1), loss_fn=loss_fn, step=step,
-                               opt_state=tx.init(variables["params"]))
+  return types.SimpleNamespace(
+    model=model,
+    variables=variables,
+    frames=frames,
+    lengths=lengths,
+    labels=labels,
+    key=jax.random.key(1),
+    loss_fn=loss_fn,
+    step=step,
+    opt_state=tx.init(variables["params"]),
+  )
 
 
 def run_jax_data_parallel(b: int, t: int, repeats: int) -> dict:
@@ -132,8 +141,12 @@ def run_jax_data_parallel(b: int, t: int, repeats: int) -> dict:
     jax.block_until_ready(m["loss"])
 
   med, best = _time(one, repeats)
-  return {"median_ms": med * 1e3, "min_ms": best * 1e3, "compile_s": compile_s,
-          "devices": 1 if steps.mesh is None else steps.mesh.size}
+  return {
+    "median_ms": med * 1e3,
+    "min_ms": best * 1e3,
+    "compile_s": compile_s,
+    "devices": 1 if steps.mesh is None else steps.mesh.size,
+  }
 
 
 def run_jax(kind: str, b: int, t: int, repeats: int, conv_impl: str) -> dict:
@@ -225,8 +238,9 @@ def _cpu_model() -> str:
   return platform.processor() or "unknown"
 
 
-def _run_case(python: str, framework: str, case: str, repeats: int, conv_impl: str = "cnhw",
-              malloc: str = "hugepages") -> dict:
+def _run_case(
+  python: str, framework: str, case: str, repeats: int, conv_impl: str = "cnhw", malloc: str = "hugepages"
+) -> dict:
   _, _, _, single = CASES[case]
   env = dict(os.environ)
   if malloc == "hugepages":
@@ -235,8 +249,18 @@ def _run_case(python: str, framework: str, case: str, repeats: int, conv_impl: s
     env["GLIBC_TUNABLES"] = HUGEPAGE_TUNABLE
   else:
     env.pop("GLIBC_TUNABLES", None)
-  cmd = [python, __file__, "--case", case, "--framework", framework, "--repeats", str(repeats),
-         "--conv-impl", conv_impl]
+  cmd = [
+    python,
+    __file__,
+    "--case",
+    case,
+    "--framework",
+    framework,
+    "--repeats",
+    str(repeats),
+    "--conv-impl",
+    conv_impl,
+  ]
   if single:
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + SINGLE_THREAD_XLA).strip()
     cmd = ["taskset", "-c", "0"] + cmd
@@ -256,8 +280,12 @@ def main() -> None:
   ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
   ap.add_argument("--json", default=None, help="also write all results to this JSON file")
   ap.add_argument("--conv-impl", default="cnhw", help="RealSmileNet conv_impl for the JAX model (cnhw | lax)")
-  ap.add_argument("--malloc", choices=("hugepages", "default"), default="hugepages",
-                  help="glibc malloc of every case: with transparent huge pages (as bin/ runs) or the default")
+  ap.add_argument(
+    "--malloc",
+    choices=("hugepages", "default"),
+    default="hugepages",
+    help="glibc malloc of every case: with transparent huge pages (as bin/ runs) or the default",
+  )
   args = ap.parse_args()
 
   if args.case:  # subprocess: one measurement
@@ -267,8 +295,15 @@ def main() -> None:
     else:
       res = run_torch(kind, b, t, args.repeats, threads=1 if single else os.cpu_count() or 1)
     per_video = res["median_ms"] / b if kind == "forward" else res["median_ms"]
-    res.update(case=args.case, framework=args.framework, batch=b, T=t, single_core=single,
-               per_unit_ms=per_video, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    res.update(
+      case=args.case,
+      framework=args.framework,
+      batch=b,
+      T=t,
+      single_core=single,
+      per_unit_ms=per_video,
+      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
     print(json.dumps(res))
     return
 
@@ -278,8 +313,12 @@ def main() -> None:
   print(f"CPU: {_cpu_model()}; {os.cpu_count()} logical CPUs; load average {os.getloadavg()}; malloc {args.malloc}")
   results = []
   for case in cases:
-    row = {"case": case, "conv_impl": args.conv_impl, "malloc": args.malloc,
-           "jax": _run_case(sys.executable, "jax", case, args.repeats, args.conv_impl, args.malloc)}
+    row = {
+      "case": case,
+      "conv_impl": args.conv_impl,
+      "malloc": args.malloc,
+      "jax": _run_case(sys.executable, "jax", case, args.repeats, args.conv_impl, args.malloc),
+    }
     if args.torch_python:
       row["torch"] = _run_case(args.torch_python, "torch", case, args.repeats, malloc=args.malloc)
     results.append(row)
@@ -299,8 +338,10 @@ def main() -> None:
     ref = base["median_ms"] / div if base else SPEC_BASELINE_MS.get(row["case"])
     spec = SPEC_BASELINE_MS.get(row["case"])
     ratio = f"{ref / jm:.1f}x" if ref else "-"
-    print(f"| {row['case']} | {jm:.2f} ({jb:.2f}) {unit} | {j['peak_rss_mb']:.0f} MB | {tcell} | "
-          f"{spec if spec else '-'} | {ratio} |")
+    print(
+      f"| {row['case']} | {jm:.2f} ({jb:.2f}) {unit} | {j['peak_rss_mb']:.0f} MB | {tcell} | "
+      f"{spec if spec else '-'} | {ratio} |"
+    )
   if args.json:
     Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -28,8 +28,8 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from smilejax import methods, runtime, synthetic, timing, train  # noqa: E402
-from smilejax.sequences import default_frame_stride, sample_frame_indices  # noqa: E402
 from smilejax.io.video import resize_frames  # noqa: E402
+from smilejax.sequences import default_frame_stride, sample_frame_indices  # noqa: E402
 
 
 def paper_config():
@@ -65,8 +65,7 @@ def simulated_prepared(n_videos: int, *, seed: int):
       indices[sim.id] = idx
     subject += 1
   ids = list(videos)[:n_videos]
-  prepared = types.SimpleNamespace(corpus=types.SimpleNamespace(videos=videos), frames=frames,
-                                   frame_indices=indices)
+  prepared = types.SimpleNamespace(corpus=types.SimpleNamespace(videos=videos), frames=frames, frame_indices=indices)
   return prepared, ids
 
 
@@ -74,10 +73,10 @@ def fresh_models(config, prepared, ids):
   """Randomly initialised base models and fusion heads with the config's architectures."""
   vid = ids[0]
   example = {
-      "realsmilenet": prepared.frames[vid].astype(np.float32) / 255.0,
-      "framewise": np.zeros((len(prepared.frame_indices[vid]), 154), np.float32),
-      "auwise": np.zeros((476,), np.float32),
-      "crossau": np.zeros((4352,), np.float32),
+    "realsmilenet": prepared.frames[vid].astype(np.float32) / 255.0,
+    "framewise": np.zeros((len(prepared.frame_indices[vid]), 154), np.float32),
+    "auwise": np.zeros((476,), np.float32),
+    "crossau": np.zeros((4352,), np.float32),
   }
   results = {}
   for method in methods.BASE_METHODS:
@@ -108,8 +107,13 @@ def main() -> None:
   results = fresh_models(config, prepared, ids)
   ms = timing.time_methods(config, prepared, results, ids)
   backend = runtime.backend_name()
-  out = {"backend": backend, "videos": len(ids), "frames_median": float(np.median(lengths)),
-         "ms_per_video": ms, "wall_s": round(time.time() - t0, 1)}
+  out = {
+    "backend": backend,
+    "videos": len(ids),
+    "frames_median": float(np.median(lengths)),
+    "ms_per_video": ms,
+    "wall_s": round(time.time() - t0, 1),
+  }
   print(f"backend: {backend}; {len(ids)} videos, median {np.median(lengths):.0f} frames at 50 fps")
   for method in methods.METHODS:
     print(f"  {methods.METHOD_NAMES[method]:<26} {ms[method]:8.2f} ms/video")

@@ -55,7 +55,9 @@ def build_model(seed: int = 0) -> DeepSmileNet:
 
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "tests/data/realsmilenet_torch_parity.npz"))
+  ap.add_argument(
+    "--out", default=str(Path(__file__).resolve().parents[1] / "tests/data/realsmilenet_torch_parity.npz")
+  )
   args = ap.parse_args()
 
   model = build_model()
@@ -68,12 +70,21 @@ def main() -> None:
     feats = model.features(x)
     logit = model.pool[5](feats)[:, 0]
     prob = model(x)[:, 0]
-  sd = {f"sd/{k}": v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()
-        if not k.endswith("num_batches_tracked")}
+  sd = {
+    f"sd/{k}": v.detach().numpy().astype(np.float32)
+    for k, v in model.state_dict().items()
+    if not k.endswith("num_batches_tracked")
+  }
   Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-  np.savez_compressed(args.out, frames_u8_BxTxHxWxC=frames_u8, lengths_B=np.full((B,), T, np.int32),
-                      logit_B=logit.numpy().astype(np.float64), prob_B=prob.numpy().astype(np.float64),
-                      feats_torch_BxF=feats.numpy().astype(np.float64), **sd)
+  np.savez_compressed(
+    args.out,
+    frames_u8_BxTxHxWxC=frames_u8,
+    lengths_B=np.full((B,), T, np.int32),
+    logit_B=logit.numpy().astype(np.float64),
+    prob_B=prob.numpy().astype(np.float64),
+    feats_torch_BxF=feats.numpy().astype(np.float64),
+    **sd,
+  )
   print(f"wrote {args.out} ({Path(args.out).stat().st_size} bytes); logit {logit.numpy()}, prob {prob.numpy()}")
 
 

@@ -101,9 +101,9 @@ class NONLocalBlock2D(nn.Module):
 
   def forward(self, x):
     b = x.shape[0]
-    g = self.g(x).flatten(2).transpose(1, 2)          # B x N x ci
+    g = self.g(x).flatten(2).transpose(1, 2)  # B x N x ci
     theta = self.theta(x).flatten(2).transpose(1, 2)  # B x HW x ci
-    phi = self.phi(x).flatten(2)                      # B x ci x N
+    phi = self.phi(x).flatten(2)  # B x ci x N
     f = theta @ phi / phi.shape[-1]
     y = (f @ g).transpose(1, 2).reshape(b, self.inter_channels, *x.shape[2:])
     return x + self.W(y)
@@ -115,11 +115,25 @@ class DeepSmileNet(nn.Module):
   def __init__(self):
     super().__init__()
     self.TA = TemporalAttension(3)
-    self.encoder = nn.Sequential(nn.BatchNorm2d(3), Convbn(3, 4, 3, padding=1), nn.AvgPool2d(2),
-                                 Convbn(4, 6, 3, padding=1), nn.AvgPool2d(2), nn.AvgPool2d(1), nn.Dropout2d(0.2))
+    self.encoder = nn.Sequential(
+      nn.BatchNorm2d(3),
+      Convbn(3, 4, 3, padding=1),
+      nn.AvgPool2d(2),
+      Convbn(4, 6, 3, padding=1),
+      nn.AvgPool2d(2),
+      nn.AvgPool2d(1),
+      nn.Dropout2d(0.2),
+    )
     self.decoder = ConvLSTM(6, 8)
-    self.pool = nn.Sequential(NONLocalBlock2D(8), nn.AvgPool2d(2), Convbn(8, 10, 2), nn.Dropout(0.5), nn.Flatten(),
-                              nn.Linear(250, 1), nn.Sigmoid())
+    self.pool = nn.Sequential(
+      NONLocalBlock2D(8),
+      nn.AvgPool2d(2),
+      Convbn(8, 10, 2),
+      nn.Dropout(0.5),
+      nn.Flatten(),
+      nn.Linear(250, 1),
+      nn.Sigmoid(),
+    )
 
   def features(self, x):
     """The 250 flattened final-branch values (PyTorch order over (C, W, H))."""

@@ -37,19 +37,19 @@ def paper_config() -> ml_collections.ConfigDict:
   c.methods = methods.METHODS
 
   c.data = ml_collections.ConfigDict()
-  c.data.root = ""                 # UvA-NEMO-layout folder; "" = synthetic corpus
-  c.data.dataset = ""              # name in reports; "" = "synthetic" / "uvanemo"
-  c.data.require_root = False      # True: an empty root is an error (configs/uvanemo.py)
-  c.data.with_video = True         # False: AU + SI only, no videos (configs/auda_package.py)
+  c.data.root = ""  # UvA-NEMO-layout folder; "" = synthetic corpus
+  c.data.dataset = ""  # name in reports; "" = "synthetic" / "uvanemo"
+  c.data.require_root = False  # True: an empty root is an error (configs/uvanemo.py)
+  c.data.with_video = True  # False: AU + SI only, no videos (configs/auda_package.py)
   c.data.synthetic_size = "default"
   c.data.synthetic_seed = 0
-  c.data.synthetic_subjects = 0    # > 0: override the size's subject count (synthetic.md §5: 110 for "default")
-  c.data.synthetic_dir = ""        # "" = ~/.cache/smilejax/synthetic-<size>[-n<subjects>]-seed<seed>
-  c.data.cache_dir = ""            # "" = <root>/.cache (decoded frames, AUDA features)
-  c.data.frame_size = 48           # RealSmileNet input, realsmilenet.md §2
-  c.data.frame_stride = 0          # 0 = round(fps / 10): 5 at 50 fps
+  c.data.synthetic_subjects = 0  # > 0: override the size's subject count (synthetic.md §5: 110 for "default")
+  c.data.synthetic_dir = ""  # "" = ~/.cache/smilejax/synthetic-<size>[-n<subjects>]-seed<seed>
+  c.data.cache_dir = ""  # "" = <root>/.cache (decoded frames, AUDA features)
+  c.data.frame_size = 48  # RealSmileNet input, realsmilenet.md §2
+  c.data.frame_stride = 0  # 0 = round(fps / 10): 5 at 50 fps
 
-  c.auda = ml_collections.ConfigDict()   # auda.md §11 (fields of smilejax.auda.AudaOptions)
+  c.auda = ml_collections.ConfigDict()  # auda.md §11 (fields of smilejax.auda.AudaOptions)
   c.auda.clip_au = False
   c.auda.windows = (9, 27)
   c.auda.base_fps = 50.0
@@ -62,7 +62,7 @@ def paper_config() -> ml_collections.ConfigDict:
   c.auda.time_unit = "seconds"
 
   c.auda_batch = ml_collections.ConfigDict()
-  c.auda_batch.bucket = 64          # AU series padded to multiples of 64 frames for extraction
+  c.auda_batch.bucket = 64  # AU series padded to multiples of 64 frames for extraction
   # Videos per compiled extraction call (taken in order of length) and chunks computed at once in threads: the
   # fastest setting on a 2-core CPU (benchmarks/README.md); result-neutral up to float32 summation order.
   c.auda_batch.chunk_size = 128
@@ -77,11 +77,11 @@ def paper_config() -> ml_collections.ConfigDict:
   c.train.adam_b1 = 0.9
   c.train.adam_b2 = 0.999
   c.train.adam_eps = 1e-8
-  c.train.l2_weight = 1e-3          # x sum of unsquared L2 norms of every parameter tensor
-  c.train.selection = "val"         # "val" | "fixed"
-  c.train.val_fraction = 0.1        # of the training subjects
-  c.train.epochs = 0                # > 0: override every model's epochs
-  c.train.bucket = 16               # time axis padded to a multiple of this
+  c.train.l2_weight = 1e-3  # x sum of unsquared L2 norms of every parameter tensor
+  c.train.selection = "val"  # "val" | "fixed"
+  c.train.val_fraction = 0.1  # of the training subjects
+  c.train.epochs = 0  # > 0: override every model's epochs
+  c.train.bucket = 16  # time axis padded to a multiple of this
   # Save the latest epoch at most every 30 s (plus every new best and the last epoch): a save costs more than an
   # epoch of the small models, and resuming repeats unsaved epochs exactly (smilejax.train.fit).
   c.train.checkpoint_interval_s = 30.0
@@ -93,26 +93,50 @@ def paper_config() -> ml_collections.ConfigDict:
   # sources give no number; 15 and 10 leave room for the validation-based selection (realsmilenet.md §6) beyond
   # the epochs where their validation accuracy peaks on the synthetic corpus (benchmarks/README.md).
   c.models = ml_collections.ConfigDict()
-  c.models.realsmilenet = ml_collections.ConfigDict(dict(
-      name="realsmilenet", epochs=10, standardize=False,          # [O] demo default: 10 epochs
-      hidden=8, encoder_channels=(4, 6), nonlocal_channels=4, final_channels=10, encoder_dropout=0.2,
-      final_dropout=0.5, bn_momentum=0.9, bn_epsilon=1e-5, scan_unroll=1))
-  c.models.framewise = ml_collections.ConfigDict(dict(
-      name="framewise", epochs=15, standardize=True,
-      hidden=150, branch_features=150, dropout=0.5, final_branch="dense", bn_momentum=0.9, bn_epsilon=1e-5,
-      scan_unroll=1))
+  c.models.realsmilenet = ml_collections.ConfigDict(
+    dict(
+      name="realsmilenet",
+      epochs=10,
+      standardize=False,  # [O] demo default: 10 epochs
+      hidden=8,
+      encoder_channels=(4, 6),
+      nonlocal_channels=4,
+      final_channels=10,
+      encoder_dropout=0.2,
+      final_dropout=0.5,
+      bn_momentum=0.9,
+      bn_epsilon=1e-5,
+      scan_unroll=1,
+    )
+  )
+  c.models.framewise = ml_collections.ConfigDict(
+    dict(
+      name="framewise",
+      epochs=15,
+      standardize=True,
+      hidden=150,
+      branch_features=150,
+      dropout=0.5,
+      final_branch="dense",
+      bn_momentum=0.9,
+      bn_epsilon=1e-5,
+      scan_unroll=1,
+    )
+  )
   for name in ("auwise", "crossau"):
-    c.models[name] = ml_collections.ConfigDict(dict(
-        name=name, epochs=15, standardize=True, branch_features=150, dropout=0.5, bn_momentum=0.9,
-        bn_epsilon=1e-5))
-  c.models.fusion_auda = ml_collections.ConfigDict(dict(
-      name="fusion", epochs=10, standardize=False, members=methods.FUSION_MEMBERS["fusion_auda"]))
-  c.models.fusion_all = ml_collections.ConfigDict(dict(
-      name="fusion", epochs=10, standardize=False, members=methods.FUSION_MEMBERS["fusion_all"]))
+    c.models[name] = ml_collections.ConfigDict(
+      dict(name=name, epochs=15, standardize=True, branch_features=150, dropout=0.5, bn_momentum=0.9, bn_epsilon=1e-5)
+    )
+  c.models.fusion_auda = ml_collections.ConfigDict(
+    dict(name="fusion", epochs=10, standardize=False, members=methods.FUSION_MEMBERS["fusion_auda"])
+  )
+  c.models.fusion_all = ml_collections.ConfigDict(
+    dict(name="fusion", epochs=10, standardize=False, members=methods.FUSION_MEMBERS["fusion_all"])
+  )
 
   c.timing = ml_collections.ConfigDict()
   c.timing.enabled = True
-  c.timing.warmup = True            # one untimed pass over the videos first (compiles every bucket)
-  c.timing.max_videos = 0           # 0 = every test video of the fold
-  c.timing.auda_bucket = 128        # AU series padded to multiples of this for the batch-1 extraction
+  c.timing.warmup = True  # one untimed pass over the videos first (compiles every bucket)
+  c.timing.max_videos = 0  # 0 = every test video of the fold
+  c.timing.auda_bucket = 128  # AU series padded to multiples of this for the batch-1 extraction
   return c

@@ -17,9 +17,9 @@ _PAPER = pathlib.Path(__file__).resolve().with_name("__init__.py")
 def get_config():
   c = runpy.run_path(str(_PAPER))["paper_config"]()
   c.name = "auda_package"
-  c.data.root = ""                 # required: --config.data.root=<folder written by bin/import_auda_package>
+  c.data.root = ""  # required: --config.data.root=<folder written by bin/import_auda_package>
   c.data.require_root = True
-  c.data.dataset = "uvanemo"       # the same videos and folds as UvA-NEMO: the report draws the paper's numbers
+  c.data.dataset = "uvanemo"  # the same videos and folds as UvA-NEMO: the report draws the paper's numbers
   c.data.with_video = False
   c.methods = ("framewise", "auwise", "crossau", "fusion_auda")
   return c

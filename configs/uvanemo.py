@@ -19,7 +19,7 @@ _PAPER = pathlib.Path(__file__).resolve().with_name("__init__.py")
 def get_config():
   c = runpy.run_path(str(_PAPER))["paper_config"]()
   c.name = "uvanemo"
-  c.data.root = ""                 # required: --config.data.root=<UvA-NEMO folder>
+  c.data.root = ""  # required: --config.data.root=<UvA-NEMO folder>
   c.data.require_root = True
   c.data.dataset = "uvanemo"
   return c

@@ -8,8 +8,7 @@ AU_NUMBERS: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 
 AU_NAMES: tuple[str, ...] = tuple(f"AU{n:02d}" for n in AU_NUMBERS)
 AU_INTENSITY_COLUMNS: tuple[str, ...] = tuple(f"{name}_r" for name in AU_NAMES)
 # OpenFace 2.x presence outputs: the 17 above plus AU28 (presence only), in OpenFace's own order.
-AU_PRESENCE_COLUMNS: tuple[str, ...] = tuple(
-    f"AU{n:02d}_c" for n in sorted(AU_NUMBERS + (28,)))
+AU_PRESENCE_COLUMNS: tuple[str, ...] = tuple(f"AU{n:02d}_c" for n in sorted(AU_NUMBERS + (28,)))
 NUM_AUS = len(AU_NUMBERS)  # 17
 AU_INDEX: dict[int, int] = {n: i for i, n in enumerate(AU_NUMBERS)}
 
@@ -26,8 +25,8 @@ NUM_FOLDS = 10
 PHASE_NONE, PHASE_ONSET, PHASE_APEX, PHASE_OFFSET = 0, 1, 2, 3
 
 # Corpus layout on disk, shared by UvA-NEMO folders and the synthetic corpus (smilejax/io/nemo.py reads it).
-VIDEO_DIR = "videos"                 # <id>.mp4
-OPENFACE_DIR = "openface"            # <id>.csv  (OpenFace 2.x FeatureExtraction output)
+VIDEO_DIR = "videos"  # <id>.mp4
+OPENFACE_DIR = "openface"  # <id>.csv  (OpenFace 2.x FeatureExtraction output)
 SMILE_INTENSITY_DIR = "smile_intensities"  # <id>_smile_intensities.txt (one value per line)
-FOLDS_DIR = "folds"                  # P_fold_all_k.txt / S_fold_all_k.txt; package lists if absent
+FOLDS_DIR = "folds"  # P_fold_all_k.txt / S_fold_all_k.txt; package lists if absent
 SMILE_INTENSITY_SUFFIX = "_smile_intensities.txt"

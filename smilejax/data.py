@@ -40,282 +40,355 @@ _CACHE_VERSION = 1
 
 @dataclasses.dataclass
 class Video:
-    """One clip.
+  """One clip.
 
-    au_TxA: float64 [T, 17] OpenFace AU intensities (constants order; failed frames filled, auda.md section 1).
-    si_T: float64 [T] smile intensity, one value per frame (or the flagged proxy, see ``meta["si_source"]``).
-    frames_TxHxWxC: uint8 [T', S, S, 3], the frames at ``meta["frame_indices"]`` (every ``frame_stride``-th, see
-      :func:`sample_frame_indices`) resized to S x S (bicubic); None when loaded with ``with_frames=False``.
-    fps: the AU series' frame rate (from the OpenFace timestamps).
-    meta: JSON-able facts: n_frames, n_interpolated, openface_fps, si_source, and with frames: video_fps,
-      n_video_frames, frame_stride, frame_indices.
-    """
+  au_TxA: float64 [T, 17] OpenFace AU intensities (constants order; failed frames filled, auda.md section 1).
+  si_T: float64 [T] smile intensity, one value per frame (or the flagged proxy, see ``meta["si_source"]``).
+  frames_TxHxWxC: uint8 [T', S, S, 3], the frames at ``meta["frame_indices"]`` (every ``frame_stride``-th, see
+    :func:`sample_frame_indices`) resized to S x S (bicubic); None when loaded with ``with_frames=False``.
+  fps: the AU series' frame rate (from the OpenFace timestamps).
+  meta: JSON-able facts: n_frames, n_interpolated, openface_fps, si_source, and with frames: video_fps,
+    n_video_frames, frame_stride, frame_indices.
+  """
 
-    id: str
-    subject: str
-    label: int
-    fps: float
-    au_TxA: np.ndarray
-    si_T: np.ndarray
-    frames_TxHxWxC: np.ndarray | None
-    meta: dict
+  id: str
+  subject: str
+  label: int
+  fps: float
+  au_TxA: np.ndarray
+  si_T: np.ndarray
+  frames_TxHxWxC: np.ndarray | None
+  meta: dict
 
-    @property
-    def n_frames(self) -> int:
-        return int(self.au_TxA.shape[0])
+  @property
+  def n_frames(self) -> int:
+    return int(self.au_TxA.shape[0])
 
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """Ids of one cross-validation fold: test = fold k; train and validation = the other folds, split by subject."""
+  """Ids of one cross-validation fold: test = fold k; train and validation = the other folds, split by subject."""
 
-    fold: int
-    train_ids: tuple[str, ...]
-    val_ids: tuple[str, ...]
-    test_ids: tuple[str, ...]
+  fold: int
+  train_ids: tuple[str, ...]
+  val_ids: tuple[str, ...]
+  test_ids: tuple[str, ...]
 
 
 @dataclasses.dataclass
 class Corpus:
-    """Video records (id -> Video, sorted by id) and the folds (k -> sorted ids)."""
+  """Video records (id -> Video, sorted by id) and the folds (k -> sorted ids)."""
 
-    root: Path
-    videos: dict[str, Video]
-    folds: dict[int, list[str]]
+  root: Path
+  videos: dict[str, Video]
+  folds: dict[int, list[str]]
 
-    @property
-    def ids(self) -> list[str]:
-        return list(self.videos)
+  @property
+  def ids(self) -> list[str]:
+    return list(self.videos)
 
-    def __len__(self) -> int:
-        return len(self.videos)
+  def __len__(self) -> int:
+    return len(self.videos)
 
-    def __getitem__(self, video_id: str) -> Video:
-        return self.videos[video_id]
+  def __getitem__(self, video_id: str) -> Video:
+    return self.videos[video_id]
 
-    def fold_of(self, video_id: str) -> int:
-        for k, ids in self.folds.items():
-            if video_id in ids:
-                return k
-        raise KeyError(video_id)
+  def fold_of(self, video_id: str) -> int:
+    for k, ids in self.folds.items():
+      if video_id in ids:
+        return k
+    raise KeyError(video_id)
 
-    def labels(self, ids: Sequence[str]) -> np.ndarray:
-        """int32 [N] labels (0 posed, 1 spontaneous) of ``ids``."""
-        return np.array([self.videos[v].label for v in ids], dtype=np.int32)
+  def labels(self, ids: Sequence[str]) -> np.ndarray:
+    """int32 [N] labels (0 posed, 1 spontaneous) of ``ids``."""
+    return np.array([self.videos[v].label for v in ids], dtype=np.int32)
 
-    def split(self, fold: int, *, val_fraction: float = 0.1, seed: int = 0) -> Split:
-        """Subject-independent split for fold ``fold`` (realsmilenet.md section 6).
+  def split(self, fold: int, *, val_fraction: float = 0.1, seed: int = 0) -> Split:
+    """Subject-independent split for fold ``fold`` (realsmilenet.md section 6).
 
-        test = the ids of fold ``fold``; the other folds' ids form the training pool; its distinct subjects are
-        sorted and ``n_val = round(val_fraction * n_subjects)`` of them (at least 1 when ``val_fraction > 0``, at
-        most n_subjects - 1) are drawn with ``np.random.default_rng(seed).choice(..., replace=False)``; their ids
-        are the validation set, the rest the training set. No subject is in two of the three sets.
-        """
-        if fold not in self.folds:
-            raise ValueError(f"fold {fold} not in the corpus folds {sorted(self.folds)}")
-        if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-        test = sorted(v for v in self.folds[fold] if v in self.videos)
-        pool = sorted(v for k, ids in self.folds.items() if k != fold for v in ids if v in self.videos)
-        subjects = sorted({self.videos[v].subject for v in pool})
-        n_val = 0
-        if val_fraction > 0 and len(subjects) > 1:
-            n_val = min(max(1, int(round(val_fraction * len(subjects)))), len(subjects) - 1)
-        rng = np.random.default_rng(seed)
-        val_subjects = set(rng.choice(np.array(subjects), size=n_val, replace=False).tolist()) if n_val else set()
-        val = [v for v in pool if self.videos[v].subject in val_subjects]
-        train = [v for v in pool if self.videos[v].subject not in val_subjects]
-        test_subjects = {self.videos[v].subject for v in test}
-        overlap = test_subjects & {self.videos[v].subject for v in pool}
-        if overlap:  # read_fold_lists already refuses such folds; this guards folds given by hand.
-            raise InputError(f"{self.root}: subject(s) {', '.join(sorted(overlap))} in fold {fold} and in another "
-                             "fold; folds must be subject-independent")
-        return Split(fold=fold, train_ids=tuple(train), val_ids=tuple(val), test_ids=tuple(test))
-
-
-def _decode_sampled(path: Path, *, frame_size: int, frame_stride: int | None,
-                    fallback_fps: float) -> tuple[np.ndarray, dict]:
-    """Decode ``path`` keeping only the sampled frames, resized in chunks as they arrive (memory stays small; one
-    resize call per chunk rather than per frame, since tiny matrix products are dominated by BLAS overhead)."""
-    chunk = 16
-    reader = video_io.VideoReader(path)
-    pending_i: list[int] = []
-    pending: list[np.ndarray] = []
-    kept: dict[int, np.ndarray] = {}
-
-    def flush():
-        if pending:
-            for i, small in zip(pending_i, video_io.resize_frames(np.stack(pending), frame_size)):
-                kept[i] = small
-            pending_i.clear()
-            pending.clear()
-
-    last: tuple[int, np.ndarray] | None = None
-    stride = frame_stride
-    for i, frame in enumerate(reader):
-        if stride is None:
-            stride = default_frame_stride(reader.fps or fallback_fps)
-        if i % stride == 0:
-            pending_i.append(i)
-            pending.append(frame)
-            if len(pending) == chunk:
-                flush()
-        else:
-            last = (i, frame)  # the last frame may be needed too, known only at the end
-    n = reader.n_frames
-    idx = sample_frame_indices(n, stride)
-    if last is not None and last[0] == n - 1 and (n - 1) in idx.tolist():
-        pending_i.append(n - 1)
-        pending.append(last[1])
-    flush()
-    frames = np.stack([kept[int(i)] for i in idx])
-    meta = {"video_fps": float(reader.fps), "n_video_frames": int(n), "frame_stride": int(stride),
-            "frame_indices": idx.tolist()}
-    return frames, meta
+    test = the ids of fold ``fold``; the other folds' ids form the training pool; its distinct subjects are
+    sorted and ``n_val = round(val_fraction * n_subjects)`` of them (at least 1 when ``val_fraction > 0``, at
+    most n_subjects - 1) are drawn with ``np.random.default_rng(seed).choice(..., replace=False)``; their ids
+    are the validation set, the rest the training set. No subject is in two of the three sets.
+    """
+    if fold not in self.folds:
+      raise ValueError(f"fold {fold} not in the corpus folds {sorted(self.folds)}")
+    if not 0.0 <= val_fraction < 1.0:
+      raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    test = sorted(v for v in self.folds[fold] if v in self.videos)
+    pool = sorted(v for k, ids in self.folds.items() if k != fold for v in ids if v in self.videos)
+    subjects = sorted({self.videos[v].subject for v in pool})
+    n_val = 0
+    if val_fraction > 0 and len(subjects) > 1:
+      n_val = min(max(1, int(round(val_fraction * len(subjects)))), len(subjects) - 1)
+    rng = np.random.default_rng(seed)
+    val_subjects = set(rng.choice(np.array(subjects), size=n_val, replace=False).tolist()) if n_val else set()
+    val = [v for v in pool if self.videos[v].subject in val_subjects]
+    train = [v for v in pool if self.videos[v].subject not in val_subjects]
+    test_subjects = {self.videos[v].subject for v in test}
+    overlap = test_subjects & {self.videos[v].subject for v in pool}
+    if overlap:  # read_fold_lists already refuses such folds; this guards folds given by hand.
+      raise InputError(
+        f"{self.root}: subject(s) {', '.join(sorted(overlap))} in fold {fold} and in another "
+        "fold; folds must be subject-independent"
+      )
+    return Split(fold=fold, train_ids=tuple(train), val_ids=tuple(val), test_ids=tuple(test))
 
 
-def load_video(video_id: str, *, openface_path: Path, si_path: Path | None, video_path: Path | None,
-               frame_size: int = 48, frame_stride: int | None = None, with_frames: bool = True,
-               si_proxy: str | None = None, max_gap_frames: int = 10,
-               max_failed_fraction: float = 0.10) -> Video:
-    """Read one clip's files into a :class:`Video` (no cache). See :func:`load_corpus` for the options."""
-    subject, label = nemo_io.parse_video_id(video_id)
-    of = openface_io.read_openface_csv(openface_path, max_gap_frames=max_gap_frames,
-                                       max_failed_fraction=max_failed_fraction)
-    meta: dict = {"n_frames": of.n_frames, "n_interpolated": int(of.n_interpolated), "openface_fps": of.fps}
-    if si_proxy is not None:
-        si_T = of.au_TxA[:, intensity_io.si_proxy_column(si_proxy)].copy()
-        meta["si_source"] = f"proxy:{AU_NAMES[intensity_io.si_proxy_column(si_proxy)]}"
+def _decode_sampled(
+  path: Path, *, frame_size: int, frame_stride: int | None, fallback_fps: float
+) -> tuple[np.ndarray, dict]:
+  """Decode ``path`` keeping only the sampled frames, resized in chunks as they arrive (memory stays small; one
+  resize call per chunk rather than per frame, since tiny matrix products are dominated by BLAS overhead)."""
+  chunk = 16
+  reader = video_io.VideoReader(path)
+  pending_i: list[int] = []
+  pending: list[np.ndarray] = []
+  kept: dict[int, np.ndarray] = {}
+
+  def flush():
+    if pending:
+      for i, small in zip(pending_i, video_io.resize_frames(np.stack(pending), frame_size)):
+        kept[i] = small
+      pending_i.clear()
+      pending.clear()
+
+  last: tuple[int, np.ndarray] | None = None
+  stride = frame_stride
+  for i, frame in enumerate(reader):
+    if stride is None:
+      stride = default_frame_stride(reader.fps or fallback_fps)
+    if i % stride == 0:
+      pending_i.append(i)
+      pending.append(frame)
+      if len(pending) == chunk:
+        flush()
     else:
-        if si_path is None:
-            raise InputError(f"{video_id}: no smile-intensity file (SI is required, auda.md section 1; "
-                             "si_proxy='AU12' is an explicit, flagged substitute)")
-        si_T = intensity_io.read_smile_intensity(si_path)
-        meta["si_source"] = "file"
-        if si_T.shape[0] != of.n_frames:
-            raise InputError(f"{si_path}: {si_T.shape[0]} smile-intensity values but {openface_path} has "
-                             f"{of.n_frames} frames")
-    frames = None
-    if with_frames:
-        if video_path is None:
-            raise InputError(f"{video_id}: no video file (needed for frames; load with with_frames=False to skip)")
-        frames, video_meta = _decode_sampled(video_path, frame_size=frame_size, frame_stride=frame_stride,
-                                             fallback_fps=of.fps)
-        meta.update(video_meta)
-        if video_meta["n_video_frames"] != of.n_frames:
-            logging.warning("%s: video has %d frames, OpenFace CSV %d", video_id, video_meta["n_video_frames"],
-                            of.n_frames)
-        if abs(video_meta["video_fps"] - of.fps) > 0.01 * video_meta["video_fps"]:
-            logging.warning("%s: video frame rate %.3f differs from the OpenFace timestamps' %.3f", video_id,
-                            video_meta["video_fps"], of.fps)
-    return Video(id=video_id, subject=subject, label=label, fps=float(of.fps), au_TxA=of.au_TxA,
-                 si_T=np.asarray(si_T, dtype=np.float64), frames_TxHxWxC=frames, meta=meta)
+      last = (i, frame)  # the last frame may be needed too, known only at the end
+  n = reader.n_frames
+  idx = sample_frame_indices(n, stride)
+  if last is not None and last[0] == n - 1 and (n - 1) in idx.tolist():
+    pending_i.append(n - 1)
+    pending.append(last[1])
+  flush()
+  frames = np.stack([kept[int(i)] for i in idx])
+  meta = {
+    "video_fps": float(reader.fps),
+    "n_video_frames": int(n),
+    "frame_stride": int(stride),
+    "frame_indices": idx.tolist(),
+  }
+  return frames, meta
+
+
+def load_video(
+  video_id: str,
+  *,
+  openface_path: Path,
+  si_path: Path | None,
+  video_path: Path | None,
+  frame_size: int = 48,
+  frame_stride: int | None = None,
+  with_frames: bool = True,
+  si_proxy: str | None = None,
+  max_gap_frames: int = 10,
+  max_failed_fraction: float = 0.10,
+) -> Video:
+  """Read one clip's files into a :class:`Video` (no cache). See :func:`load_corpus` for the options."""
+  subject, label = nemo_io.parse_video_id(video_id)
+  of = openface_io.read_openface_csv(
+    openface_path, max_gap_frames=max_gap_frames, max_failed_fraction=max_failed_fraction
+  )
+  meta: dict = {"n_frames": of.n_frames, "n_interpolated": int(of.n_interpolated), "openface_fps": of.fps}
+  if si_proxy is not None:
+    si_T = of.au_TxA[:, intensity_io.si_proxy_column(si_proxy)].copy()
+    meta["si_source"] = f"proxy:{AU_NAMES[intensity_io.si_proxy_column(si_proxy)]}"
+  else:
+    if si_path is None:
+      raise InputError(
+        f"{video_id}: no smile-intensity file (SI is required, auda.md section 1; "
+        "si_proxy='AU12' is an explicit, flagged substitute)"
+      )
+    si_T = intensity_io.read_smile_intensity(si_path)
+    meta["si_source"] = "file"
+    if si_T.shape[0] != of.n_frames:
+      raise InputError(
+        f"{si_path}: {si_T.shape[0]} smile-intensity values but {openface_path} has {of.n_frames} frames"
+      )
+  frames = None
+  if with_frames:
+    if video_path is None:
+      raise InputError(f"{video_id}: no video file (needed for frames; load with with_frames=False to skip)")
+    frames, video_meta = _decode_sampled(
+      video_path, frame_size=frame_size, frame_stride=frame_stride, fallback_fps=of.fps
+    )
+    meta.update(video_meta)
+    if video_meta["n_video_frames"] != of.n_frames:
+      logging.warning("%s: video has %d frames, OpenFace CSV %d", video_id, video_meta["n_video_frames"], of.n_frames)
+    if abs(video_meta["video_fps"] - of.fps) > 0.01 * video_meta["video_fps"]:
+      logging.warning(
+        "%s: video frame rate %.3f differs from the OpenFace timestamps' %.3f",
+        video_id,
+        video_meta["video_fps"],
+        of.fps,
+      )
+  return Video(
+    id=video_id,
+    subject=subject,
+    label=label,
+    fps=float(of.fps),
+    au_TxA=of.au_TxA,
+    si_T=np.asarray(si_T, dtype=np.float64),
+    frames_TxHxWxC=frames,
+    meta=meta,
+  )
 
 
 def _file_signature(path: Path | None) -> list:
-    if path is None:
-        return [None]
-    st = path.stat()
-    return [path.name, st.st_size, st.st_mtime_ns]
+  if path is None:
+    return [None]
+  st = path.stat()
+  return [path.name, st.st_size, st.st_mtime_ns]
 
 
 def _cache_names(video_id: str, sources: list[Path | None], options: dict) -> tuple[str, str]:
-    """(file name, prefix shared by entries of the same id and options)."""
-    opt_hash = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
-    src = json.dumps([_file_signature(p) for p in sources])
-    src_hash = hashlib.sha256(src.encode()).hexdigest()[:16]
-    prefix = f"{video_id}.{opt_hash}."
-    return prefix + src_hash + ".npz", prefix
+  """(file name, prefix shared by entries of the same id and options)."""
+  opt_hash = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
+  src = json.dumps([_file_signature(p) for p in sources])
+  src_hash = hashlib.sha256(src.encode()).hexdigest()[:16]
+  prefix = f"{video_id}.{opt_hash}."
+  return prefix + src_hash + ".npz", prefix
 
 
 def _load_cached(path: Path, video_id: str) -> Video | None:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-            frames = z["frames"] if "frames" in z.files else None
-            subject, label = nemo_io.parse_video_id(video_id)
-            return Video(id=video_id, subject=subject, label=label, fps=float(z["fps"]), au_TxA=z["au_TxA"],
-                         si_T=z["si_T"], frames_TxHxWxC=frames, meta=meta)
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:  # a damaged entry: rebuild it
-        logging.warning("%s: unreadable cache entry (%s); rebuilding", path, err)
-        return None
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      meta = json.loads(str(z["meta"]))
+      frames = z["frames"] if "frames" in z.files else None
+      subject, label = nemo_io.parse_video_id(video_id)
+      return Video(
+        id=video_id,
+        subject=subject,
+        label=label,
+        fps=float(z["fps"]),
+        au_TxA=z["au_TxA"],
+        si_T=z["si_T"],
+        frames_TxHxWxC=frames,
+        meta=meta,
+      )
+  except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:  # a damaged entry: rebuild it
+    logging.warning("%s: unreadable cache entry (%s); rebuilding", path, err)
+    return None
 
 
 def _save_cached(path: Path, prefix: str, video: Video) -> None:
-    arrays = {"au_TxA": video.au_TxA, "si_T": video.si_T, "fps": np.float64(video.fps),
-              "meta": np.array(json.dumps(video.meta))}
-    if video.frames_TxHxWxC is not None:
-        arrays["frames"] = video.frames_TxHxWxC
-    fileio.atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
-    for old in path.parent.glob(prefix + "*.npz"):  # entries of older versions of the same files
-        if old != path:
-            old.unlink(missing_ok=True)
+  arrays = {
+    "au_TxA": video.au_TxA,
+    "si_T": video.si_T,
+    "fps": np.float64(video.fps),
+    "meta": np.array(json.dumps(video.meta)),
+  }
+  if video.frames_TxHxWxC is not None:
+    arrays["frames"] = video.frames_TxHxWxC
+  fileio.atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
+  for old in path.parent.glob(prefix + "*.npz"):  # entries of older versions of the same files
+    if old != path:
+      old.unlink(missing_ok=True)
 
 
-def load_corpus(root: str | os.PathLike, *, cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
-                frame_size: int = 48, frame_stride: int | None = None, progress: bool = True,
-                with_frames: bool = True, si_proxy: str | None = None, max_gap_frames: int = 10,
-                max_failed_fraction: float = 0.10) -> Corpus:
-    """Load every video of the folds of the corpus folder ``root`` (layout: ``smilejax.io.nemo``).
+def load_corpus(
+  root: str | os.PathLike,
+  *,
+  cache_dir: str | os.PathLike | None = None,
+  use_cache: bool = True,
+  frame_size: int = 48,
+  frame_stride: int | None = None,
+  progress: bool = True,
+  with_frames: bool = True,
+  si_proxy: str | None = None,
+  max_gap_frames: int = 10,
+  max_failed_fraction: float = 0.10,
+) -> Corpus:
+  """Load every video of the folds of the corpus folder ``root`` (layout: ``smilejax.io.nemo``).
 
-    Args:
-      cache_dir: where per-video ``.npz`` entries live (default ``<root>/.cache``; if it cannot be created the
-        corpus is loaded without a cache, with a warning). ``use_cache=False`` neither reads nor writes it.
-      frame_size: S of the S x S frames. frame_stride: keep every k-th frame (None: round(video fps / 10)).
-      with_frames: False skips video decoding (``frames_TxHxWxC`` = None; videos need not exist).
-      si_proxy: None (SI files required) or an AU name such as ``"AU12"`` whose series stands in for SI; flagged in
-        ``Video.meta["si_source"]`` (auda.md section 1: never a silent substitute).
-      max_gap_frames, max_failed_fraction: failed-frame rule of ``io.openface.read_openface_csv``.
-    Raises InputError (one line) for any missing or bad file; missing files are all listed together.
-    """
-    root = Path(root)
-    if si_proxy is not None:
-        intensity_io.si_proxy_column(si_proxy)  # fail early on a bad name
-    files = nemo_io.scan_dataset(root, require_video=with_frames, require_si=si_proxy is None)
-    options = {"v": _CACHE_VERSION, "frame_size": int(frame_size), "frame_stride": frame_stride,
-               "with_frames": bool(with_frames), "si_proxy": si_proxy, "max_gap_frames": int(max_gap_frames),
-               "max_failed_fraction": float(max_failed_fraction)}
-    cache: Path | None = None
-    if use_cache:
-        cache = Path(cache_dir) if cache_dir is not None else root / ".cache"
+  Args:
+    cache_dir: where per-video ``.npz`` entries live (default ``<root>/.cache``; if it cannot be created the
+      corpus is loaded without a cache, with a warning). ``use_cache=False`` neither reads nor writes it.
+    frame_size: S of the S x S frames. frame_stride: keep every k-th frame (None: round(video fps / 10)).
+    with_frames: False skips video decoding (``frames_TxHxWxC`` = None; videos need not exist).
+    si_proxy: None (SI files required) or an AU name such as ``"AU12"`` whose series stands in for SI; flagged in
+      ``Video.meta["si_source"]`` (auda.md section 1: never a silent substitute).
+    max_gap_frames, max_failed_fraction: failed-frame rule of ``io.openface.read_openface_csv``.
+  Raises InputError (one line) for any missing or bad file; missing files are all listed together.
+  """
+  root = Path(root)
+  if si_proxy is not None:
+    intensity_io.si_proxy_column(si_proxy)  # fail early on a bad name
+  files = nemo_io.scan_dataset(root, require_video=with_frames, require_si=si_proxy is None)
+  options = {
+    "v": _CACHE_VERSION,
+    "frame_size": int(frame_size),
+    "frame_stride": frame_stride,
+    "with_frames": bool(with_frames),
+    "si_proxy": si_proxy,
+    "max_gap_frames": int(max_gap_frames),
+    "max_failed_fraction": float(max_failed_fraction),
+  }
+  cache: Path | None = None
+  if use_cache:
+    cache = Path(cache_dir) if cache_dir is not None else root / ".cache"
+    try:
+      cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+      logging.warning("cannot create cache folder %s (%s); loading without a cache", cache, err)
+      cache = None
+  videos: dict[str, Video] = {}
+  n = len(files.ids)
+  n_cached = 0
+  next_report = 0.1
+  for i, vid in enumerate(files.ids):
+    sources = [
+      files.openface_paths[vid],
+      files.si_paths[vid] if si_proxy is None else None,
+      files.video_paths[vid] if with_frames else None,
+    ]
+    video = None
+    if cache is not None:
+      name, prefix = _cache_names(vid, sources, options)
+      if (cache / name).is_file():
+        video = _load_cached(cache / name, vid)
+        n_cached += video is not None
+    if video is None:
+      video = load_video(
+        vid,
+        openface_path=files.openface_paths[vid],
+        si_path=files.si_paths[vid],
+        video_path=files.video_paths[vid],
+        frame_size=frame_size,
+        frame_stride=frame_stride,
+        with_frames=with_frames,
+        si_proxy=si_proxy,
+        max_gap_frames=max_gap_frames,
+        max_failed_fraction=max_failed_fraction,
+      )
+      if cache is not None:
         try:
-            cache.mkdir(parents=True, exist_ok=True)
+          _save_cached(cache / name, prefix, video)
         except OSError as err:
-            logging.warning("cannot create cache folder %s (%s); loading without a cache", cache, err)
-            cache = None
-    videos: dict[str, Video] = {}
-    n = len(files.ids)
-    n_cached = 0
-    next_report = 0.1
-    for i, vid in enumerate(files.ids):
-        sources = [files.openface_paths[vid], files.si_paths[vid] if si_proxy is None else None,
-                   files.video_paths[vid] if with_frames else None]
-        video = None
-        if cache is not None:
-            name, prefix = _cache_names(vid, sources, options)
-            if (cache / name).is_file():
-                video = _load_cached(cache / name, vid)
-                n_cached += video is not None
-        if video is None:
-            video = load_video(vid, openface_path=files.openface_paths[vid], si_path=files.si_paths[vid],
-                               video_path=files.video_paths[vid], frame_size=frame_size, frame_stride=frame_stride,
-                               with_frames=with_frames, si_proxy=si_proxy, max_gap_frames=max_gap_frames,
-                               max_failed_fraction=max_failed_fraction)
-            if cache is not None:
-                try:
-                    _save_cached(cache / name, prefix, video)
-                except OSError as err:
-                    logging.warning("cannot write cache entry %s (%s)", cache / name, err)
-        videos[vid] = video
-        if progress and (i + 1) / n >= next_report:
-            logging.info("load_corpus %s: %d/%d videos (%d from cache)", root, i + 1, n, n_cached)
-            while (i + 1) / n >= next_report:
-                next_report += 0.1
-    n_interp = sum(v.meta["n_interpolated"] for v in videos.values())
-    if n_interp:
-        logging.info("load_corpus %s: %d failed OpenFace frames filled by interpolation in %d videos", root,
-                     n_interp, sum(v.meta["n_interpolated"] > 0 for v in videos.values()))
-    if si_proxy is not None:
-        logging.warning("load_corpus %s: smile intensity replaced by the proxy %s (flagged in Video.meta)", root,
-                        si_proxy)
-    return Corpus(root=root, videos=videos, folds={k: list(ids) for k, ids in files.folds.items()})
+          logging.warning("cannot write cache entry %s (%s)", cache / name, err)
+    videos[vid] = video
+    if progress and (i + 1) / n >= next_report:
+      logging.info("load_corpus %s: %d/%d videos (%d from cache)", root, i + 1, n, n_cached)
+      while (i + 1) / n >= next_report:
+        next_report += 0.1
+  n_interp = sum(v.meta["n_interpolated"] for v in videos.values())
+  if n_interp:
+    logging.info(
+      "load_corpus %s: %d failed OpenFace frames filled by interpolation in %d videos",
+      root,
+      n_interp,
+      sum(v.meta["n_interpolated"] > 0 for v in videos.values()),
+    )
+  if si_proxy is not None:
+    logging.warning("load_corpus %s: smile intensity replaced by the proxy %s (flagged in Video.meta)", root, si_proxy)
+  return Corpus(root=root, videos=videos, folds={k: list(ids) for k, ids in files.folds.items()})

@@ -7,8 +7,8 @@ AUDA code is an :class:`InputError` whose message is ONE line naming the file (o
 
 
 class InputError(ValueError):
-    """Bad input (a file or a video id): one line that names the file and says what is wrong."""
+  """Bad input (a file or a video id): one line that names the file and says what is wrong."""
 
-    def __init__(self, message: str):
-        # One line, always: the entry points print it after "error: ".
-        super().__init__(" ".join(str(message).split()))
+  def __init__(self, message: str):
+    # One line, always: the entry points print it after "error: ".
+    super().__init__(" ".join(str(message).split()))

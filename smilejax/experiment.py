@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from smilejax import constants, fileio, methods, report, runtime, timing, train, workdir as wd
+from smilejax import constants, fileio, methods, report, runtime, timing, train
+from smilejax import workdir as wd
 from smilejax.errors import InputError
 from smilejax.io import nemo
 from smilejax.prepare import Prepared, auda_options, corpus_root, prepare
@@ -103,7 +104,9 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
   return [] if a == b else [prefix.rstrip(".")]
 
 
-def check_workdir(config: Any, workdir: str | os.PathLike, *, overwrite: bool = False, folds: Sequence[int] = ()) -> None:
+def check_workdir(
+  config: Any, workdir: str | os.PathLike, *, overwrite: bool = False, folds: Sequence[int] = ()
+) -> None:
   """Write ``workdir/config.json``; refuse a workdir made with a config that differs in a way that matters
   (anything but ``RESUME_IGNORED_KEYS``) unless ``overwrite`` (which then deletes the old folds and reports).
   The stored ``folds`` become the union of the old and the requested folds (what the report expects)."""
@@ -127,8 +130,9 @@ def check_workdir(config: Any, workdir: str | os.PathLike, *, overwrite: bool = 
         f"{workdir}: was run with another configuration (differs in {', '.join(diff[:6])}); use "
         f"--overwrite to discard its results, or another --workdir"
       )
-    logging.warning("%s: --overwrite: discarding results of another configuration (differs in %s)", workdir,
-                    ", ".join(diff[:6]))
+    logging.warning(
+      "%s: --overwrite: discarding results of another configuration (differs in %s)", workdir, ", ".join(diff[:6])
+    )
     for p in workdir.iterdir():
       if p.is_dir() and p.name.startswith("fold_"):
         shutil.rmtree(p)
@@ -150,8 +154,9 @@ def model_seed(config: Any, fold: int, method: str) -> int:
 def fold_split(prepared: Prepared, config: Any, fold: int):
   """The fold's split; with selection "fixed" there is no validation split (all training subjects train)."""
   fixed = str(config.train.selection) == "fixed"
-  return prepared.corpus.split(fold, val_fraction=0.0 if fixed else float(config.train.val_fraction),
-                               seed=int(config.seed))
+  return prepared.corpus.split(
+    fold, val_fraction=0.0 if fixed else float(config.train.val_fraction), seed=int(config.seed)
+  )
 
 
 def split_examples(prepared: Prepared, method: str, ids: Sequence[str]) -> train.Examples | None:
@@ -165,8 +170,9 @@ def split_examples(prepared: Prepared, method: str, ids: Sequence[str]) -> train
   return train.Examples(x, prepared.corpus.labels(ids), tuple(ids))
 
 
-def fusion_examples(prepared: Prepared, method: str, members: Sequence[str], split: Any,
-                    fitted: Mapping[str, train.FitResult]) -> dict[str, train.Examples | None]:
+def fusion_examples(
+  prepared: Prepared, method: str, members: Sequence[str], split: Any, fitted: Mapping[str, train.FitResult]
+) -> dict[str, train.Examples | None]:
   """A late fusion's inputs: the members' final-branch features (eval mode, selected epoch) concatenated in
   ``members`` order, per split (realsmilenet.md §7)."""
   missing = [m for m in members if m not in fitted]
@@ -185,8 +191,15 @@ def fusion_examples(prepared: Prepared, method: str, members: Sequence[str], spl
   return out
 
 
-def fit_method(config: Any, prepared: Prepared, fold: int, method: str, split: Any, workdir: str | os.PathLike,
-               fitted: Mapping[str, train.FitResult] | None = None) -> train.FitResult:
+def fit_method(
+  config: Any,
+  prepared: Prepared,
+  fold: int,
+  method: str,
+  split: Any,
+  workdir: str | os.PathLike,
+  fitted: Mapping[str, train.FitResult] | None = None,
+) -> train.FitResult:
   """Train (or resume, or reload) one method on one fold. A fusion needs its members' FitResults in ``fitted``."""
   mcfg = config.models[method]
   kw = dict(seed=model_seed(config, fold, method), log_prefix=f"fold {fold}: ")
@@ -194,14 +207,17 @@ def fit_method(config: Any, prepared: Prepared, fold: int, method: str, split: A
   if method in methods.FUSION_METHODS:
     data = fusion_examples(prepared, method, tuple(mcfg.members), split, fitted or {})
     return train.fit(method, mcfg, config.train, data, model_dir, **kw)
-  data = {name: split_examples(prepared, method, ids)
-          for name, ids in (("train", split.train_ids), ("val", split.val_ids), ("test", split.test_ids))}
+  data = {
+    name: split_examples(prepared, method, ids)
+    for name, ids in (("train", split.train_ids), ("val", split.val_ids), ("test", split.test_ids))
+  }
   splits = tuple(k for k in ("train", "val", "test") if data[k] is not None)
   return train.fit(method, mcfg, config.train, data, model_dir, feature_splits=splits, **kw)
 
 
-def _write_predictions(path: Path, prepared: Prepared, fold: int, test_ids: Sequence[str],
-                       results: Mapping[str, train.FitResult]) -> None:
+def _write_predictions(
+  path: Path, prepared: Prepared, fold: int, test_ids: Sequence[str], results: Mapping[str, train.FitResult]
+) -> None:
   run = tuple(m for m in methods.METHODS if m in results)
   lines = [",".join(["id", "subject", "label", "fold", *run])]
   for i, vid in enumerate(test_ids):
@@ -222,8 +238,9 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
   fdir.mkdir(parents=True, exist_ok=True)
   (fdir / wd.FOLD_RESULT).unlink(missing_ok=True)  # recomputing: the fold is not done until written again
   split = fold_split(prepared, config, fold)
-  logging.info("fold %d: %d train, %d val, %d test videos", fold, len(split.train_ids), len(split.val_ids),
-               len(split.test_ids))
+  logging.info(
+    "fold %d: %d train, %d val, %d test videos", fold, len(split.train_ids), len(split.val_ids), len(split.test_ids)
+  )
   results: dict[str, train.FitResult] = {}
   for i, method in enumerate(run):
     logging.info("fold %d: method %d/%d %s", fold, i + 1, len(run), methods.METHOD_NAMES[method])
@@ -232,8 +249,12 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
     logging.info("fold %d: %s finished in %.1f s", fold, method, time.time() - t_fit)
   t_timing = time.time()
   ms = timing.time_methods(config, prepared, results, split.test_ids, run)
-  logging.info("fold %d: per-video timing took %.1f s: %s", fold, time.time() - t_timing,
-               ", ".join(f"{m} {v:.1f} ms" for m, v in ms.items()))
+  logging.info(
+    "fold %d: per-video timing took %.1f s: %s",
+    fold,
+    time.time() - t_timing,
+    ", ".join(f"{m} {v:.1f} ms" for m, v in ms.items()),
+  )
   test_ids = list(split.test_ids)
   for m in run:
     if tuple(results[m].test_ids) != tuple(test_ids):
@@ -255,8 +276,12 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
   }
   fileio.write_json(fdir / wd.FOLD_RESULT, result)
   (fdir / wd.FAILED).unlink(missing_ok=True)
-  logging.info("fold %d done in %.0f s: %s", fold, result["wall_s"],
-               ", ".join(f"{m} {100 * a:.1f}%" for m, a in result["accuracy"].items()))
+  logging.info(
+    "fold %d done in %.0f s: %s",
+    fold,
+    result["wall_s"],
+    ", ".join(f"{m} {100 * a:.1f}%" for m, a in result["accuracy"].items()),
+  )
   return result
 
 
@@ -265,8 +290,10 @@ def format_fold_result(result: Mapping[str, Any]) -> str:
   lines = [f"fold {result['fold']} ({result['n_test']} test videos, {result['wall_s']:.0f} s):"]
   for m in (m for m in methods.METHODS if m in result["accuracy"]):
     ms = result["ms_per_video"].get(m)
-    lines.append(f"  {methods.METHOD_NAMES[m]:<26} {100 * result['accuracy'][m]:5.1f} %"
-                 + (f"  {ms:8.1f} ms/video" if ms is not None else ""))
+    lines.append(
+      f"  {methods.METHOD_NAMES[m]:<26} {100 * result['accuracy'][m]:5.1f} %"
+      + (f"  {ms:8.1f} ms/video" if ms is not None else "")
+    )
   return "\n".join(lines)
 
 
@@ -285,8 +312,9 @@ class RunSummary:
     return not self.failed
 
 
-def run_all_folds(config: Any, workdir: str | os.PathLike, folds: Sequence[int] | None = None, *,
-                  overwrite: bool = False) -> RunSummary:
+def run_all_folds(
+  config: Any, workdir: str | os.PathLike, folds: Sequence[int] | None = None, *, overwrite: bool = False
+) -> RunSummary:
   """Run every fold of ``folds`` (default ``config.folds``), skipping finished ones; report at the end."""
   workdir = Path(workdir)
   folds = [int(k) for k in (folds if folds else config.folds)]

@@ -31,7 +31,9 @@ def _one_video(openface_csv: str, si_file: str | None, si_proxy: str | None) -> 
   if si_file:
     si = intensity.read_smile_intensity(si_file)
     if len(si) != of.au_TxA.shape[0]:
-      raise InputError(f"{si_file}: {len(si)} smile-intensity values but {openface_csv} has {of.au_TxA.shape[0]} frames")
+      raise InputError(
+        f"{si_file}: {len(si)} smile-intensity values but {openface_csv} has {of.au_TxA.shape[0]} frames"
+      )
   elif si_proxy:
     column = intensity.si_proxy_column(si_proxy)
     si = of.au_TxA[:, column].copy()
@@ -42,8 +44,14 @@ def _one_video(openface_csv: str, si_file: str | None, si_proxy: str | None) -> 
     subject, label = nemo.parse_video_id(vid)
   except InputError:
     subject, label = "", -1
-  return {"au": {vid: of.au_TxA}, "si": {vid: np.asarray(si, np.float64)}, "fps": {vid: float(of.fps)},
-          "label": {vid: label}, "subject": {vid: subject}, "fold": {vid: 0}}
+  return {
+    "au": {vid: of.au_TxA},
+    "si": {vid: np.asarray(si, np.float64)},
+    "fps": {vid: float(of.fps)},
+    "label": {vid: label},
+    "subject": {vid: subject},
+    "fold": {vid: 0},
+  }
 
 
 def _corpus(config: Any) -> dict[str, dict]:
@@ -51,14 +59,27 @@ def _corpus(config: Any) -> dict[str, dict]:
   root, _ = corpus_root(config)
   corpus = data.load_corpus(root, with_frames=False, cache_dir=str(config.data.cache_dir) or None)
   v = corpus.videos
-  return {"au": {i: v[i].au_TxA for i in v}, "si": {i: v[i].si_T for i in v}, "fps": {i: v[i].fps for i in v},
-          "label": {i: int(v[i].label) for i in v}, "subject": {i: v[i].subject for i in v},
-          "fold": {i: corpus.fold_of(i) for i in v}}
+  return {
+    "au": {i: v[i].au_TxA for i in v},
+    "si": {i: v[i].si_T for i in v},
+    "fps": {i: v[i].fps for i in v},
+    "label": {i: int(v[i].label) for i in v},
+    "subject": {i: v[i].subject for i in v},
+    "fold": {i: corpus.fold_of(i) for i in v},
+  }
 
 
-def extract_features(config: Any, out: str | os.PathLike, *, root: str | None = None,
-                     openface_csv: str | None = None, si_file: str | None = None, si_proxy: str | None = None,
-                     package_dir: str | None = None, overwrite: bool = False) -> Path:
+def extract_features(
+  config: Any,
+  out: str | os.PathLike,
+  *,
+  root: str | None = None,
+  openface_csv: str | None = None,
+  si_file: str | None = None,
+  si_proxy: str | None = None,
+  package_dir: str | None = None,
+  overwrite: bool = False,
+) -> Path:
   """Write the AUDA features of one video (``openface_csv`` + ``si_file`` or ``si_proxy``) or of the corpus
   ``root`` (default ``config.data.root``; empty = the config's synthetic corpus) to ``out`` (module docstring).
 
@@ -84,17 +105,23 @@ def extract_features(config: Any, out: str | os.PathLike, *, root: str | None = 
   if package_dir:
     _write_package(Path(package_dir), ids, src["au"], src["si"], feats, options)
   arrays = dict(
-    ids=np.array(ids), labels=np.array([src["label"][v] for v in ids], np.int32),
-    subjects=np.array([src["subject"][v] for v in ids]), folds=np.array([src["fold"][v] for v in ids], np.int32),
-    fps=np.array([src["fps"][v] for v in ids]), offsets=np.cumsum([0] + [len(frame[v]) for v in ids]),
-    frame=np.concatenate([frame[v] for v in ids]), phases=np.concatenate([feats["phases"][v] for v in ids]),
-    au_wise=np.stack([feats["au_wise"][v] for v in ids]), cross_au=np.stack([feats["cross_au"][v] for v in ids]),
+    ids=np.array(ids),
+    labels=np.array([src["label"][v] for v in ids], np.int32),
+    subjects=np.array([src["subject"][v] for v in ids]),
+    folds=np.array([src["fold"][v] for v in ids], np.int32),
+    fps=np.array([src["fps"][v] for v in ids]),
+    offsets=np.cumsum([0] + [len(frame[v]) for v in ids]),
+    frame=np.concatenate([frame[v] for v in ids]),
+    phases=np.concatenate([feats["phases"][v] for v in ids]),
+    au_wise=np.stack([feats["au_wise"][v] for v in ids]),
+    cross_au=np.stack([feats["cross_au"][v] for v in ids]),
     no_smile=np.array([feats["no_smile"][v] for v in ids]),
     options=np.array(json.dumps(dataclasses.asdict(options), default=str)),
   )
   fileio.atomic_write(out, lambda fh: np.savez(fh, **arrays), binary=True)
-  logging.info("extract_features: %d videos -> %s (%d without a detected smile)", len(ids), out,
-               sum(feats["no_smile"].values()))
+  logging.info(
+    "extract_features: %d videos -> %s (%d without a detected smile)", len(ids), out, sum(feats["no_smile"].values())
+  )
   return out
 
 
@@ -109,11 +136,16 @@ def _write_package(root: Path, ids, au, sis, feats, options) -> None:
     if auda_package.package_video_id(vid) != vid:
       raise InputError(f"{vid}: not a package video id (four '_'-separated tokens, e.g. 001_deliberate_smile_2)")
     frame = feats["frame"][vid]
-    dyn = {name: frame[:, NUM_AUS * (1 + b) : NUM_AUS * (2 + b)] for b, name in enumerate(auda_package.DYNAMICS_VARIANTS)}
+    dyn = {
+      name: frame[:, NUM_AUS * (1 + b) : NUM_AUS * (2 + b)] for b, name in enumerate(auda_package.DYNAMICS_VARIANTS)
+    }
     aw = feats["au_wise"][vid].reshape(n_seg, -1)
     ca = feats["cross_au"][vid].reshape(n_seg, -1)
     videos[vid] = auda_package.AudaPackageVideo(
-      id=vid, au_TxA=au[vid], si_T=sis[vid], dynamics=dyn,
+      id=vid,
+      au_TxA=au[vid],
+      si_T=sis[vid],
+      dynamics=dyn,
       au_wise={s: aw[i] for i, s in enumerate(options.segments)},
       cross_au={s: ca[i] for i, s in enumerate(options.segments)},
     )

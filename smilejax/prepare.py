@@ -99,8 +99,9 @@ def prepare(config: Any) -> Prepared:
   stride = frame_stride(config)
   with_video = bool(config.data.get("with_video", True))  # False: AU + SI only (no RealSmileNet)
   t0 = time.time()
-  corpus = data.load_corpus(root, cache_dir=cache_dir, frame_size=int(config.data.frame_size), frame_stride=stride,
-                            with_frames=with_video)
+  corpus = data.load_corpus(
+    root, cache_dir=cache_dir, frame_size=int(config.data.frame_size), frame_stride=stride, with_frames=with_video
+  )
   logging.info("corpus %s: %d videos, %d folds (%.1f s)", root, len(corpus), len(corpus.folds), time.time() - t0)
   frames = {vid: v.frames_TxHxWxC for vid, v in corpus.videos.items()} if with_video else {}
   indices = {vid: frame_indices_of(v, stride) for vid, v in corpus.videos.items()}
@@ -124,7 +125,9 @@ def _features_hash(corpus: data.Corpus, options: auda.AudaOptions) -> str:
   written by other feature code is never read back)."""
   h = hashlib.sha256()
   h.update(
-    json.dumps({"v": _FEATURE_CACHE_VERSION, "options": dataclasses.asdict(options)}, sort_keys=True, default=str).encode()
+    json.dumps(
+      {"v": _FEATURE_CACHE_VERSION, "options": dataclasses.asdict(options)}, sort_keys=True, default=str
+    ).encode()
   )
   for path in _AUDA_SOURCES:
     h.update(path.read_bytes())
@@ -140,8 +143,15 @@ def extract_corpus_features(ids, au, sis, fps, config: Any, *, progress: str | N
   """AUDA features of the videos ``ids`` batched as ``config.auda_batch`` says (``auda.extract_corpus``)."""
   b = config.auda_batch
   return auda.extract_corpus(
-    ids, au, sis, fps, options=auda_options(config), chunk_size=int(b.chunk_size), workers=int(b.workers),
-    bucket=int(b.bucket), progress=progress,
+    ids,
+    au,
+    sis,
+    fps,
+    options=auda_options(config),
+    chunk_size=int(b.chunk_size),
+    workers=int(b.workers),
+    bucket=int(b.bucket),
+    progress=progress,
   )
 
 
@@ -178,16 +188,25 @@ def auda_features(corpus: data.Corpus, config: Any, *, cache_dir: Path | None) -
       raise InputError(f"{bad[0]}: non-finite AUDA {name} features ({len(bad)} videos affected)")
   logging.info(
     "AUDA features of %d videos computed in %.1f s (%d without a detected smile)",
-    len(ids), time.time() - t0, sum(feats["no_smile"].values()),
+    len(ids),
+    time.time() - t0,
+    sum(feats["no_smile"].values()),
   )
   out = {k: feats[k] for k in ("frame", "au_wise", "cross_au", "no_smile")}
   if path is not None:
     try:
-      fileio.atomic_write(path, lambda f: np.savez(
-        f, offsets=np.cumsum([0] + [len(out["frame"][i]) for i in ids]),
-        frame=np.concatenate([out["frame"][i] for i in ids]),
-        au_wise=np.stack([out["au_wise"][i] for i in ids]), cross_au=np.stack([out["cross_au"][i] for i in ids]),
-        no_smile=np.array([out["no_smile"][i] for i in ids])), binary=True)
+      fileio.atomic_write(
+        path,
+        lambda f: np.savez(
+          f,
+          offsets=np.cumsum([0] + [len(out["frame"][i]) for i in ids]),
+          frame=np.concatenate([out["frame"][i] for i in ids]),
+          au_wise=np.stack([out["au_wise"][i] for i in ids]),
+          cross_au=np.stack([out["cross_au"][i] for i in ids]),
+          no_smile=np.array([out["no_smile"][i] for i in ids]),
+        ),
+        binary=True,
+      )
     except OSError as e:
       logging.warning("cannot write the AUDA feature cache %s (%s)", path, e)
   return out

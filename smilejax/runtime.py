@@ -60,8 +60,9 @@ def enable_compile_cache(path: str) -> None:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
-def setup(*, compile_cache: str = DEFAULT_COMPILE_CACHE, cpu_devices: int | None = 0,
-          hugepage_malloc: bool = True) -> None:
+def setup(
+  *, compile_cache: str = DEFAULT_COMPILE_CACHE, cpu_devices: int | None = 0, hugepage_malloc: bool = True
+) -> None:
   """What every ``bin/`` program does first: huge-page malloc (re-executes the process once), ``cpu_devices`` CPU
   devices (None: leave JAX's default), the persistent compile cache (``compile_cache``, '' = off)."""
   if hugepage_malloc:
@@ -72,7 +73,7 @@ def setup(*, compile_cache: str = DEFAULT_COMPILE_CACHE, cpu_devices: int | None
 
 
 def backend_name() -> str:
-  """"cpu: <model name> (<n> cores)" or "<platform>: <device kind>" (fold_result.json ``backend``)."""
+  """ "cpu: <model name> (<n> cores)" or "<platform>: <device kind>" (fold_result.json ``backend``)."""
   dev = jax.devices()[0]
   if dev.platform != "cpu":
     return f"{dev.platform}: {dev.device_kind}"

@@ -36,8 +36,13 @@ def median_ms(fn: Callable[[Any], Any], items: Sequence[Any], *, warmup: bool = 
   return float(statistics.median(times)) if times else math.nan
 
 
-def time_methods(config: Any, prepared: Prepared, results: Mapping[str, train.FitResult], test_ids: Sequence[str],
-                 run: Sequence[str] = methods.METHODS) -> dict[str, float]:
+def time_methods(
+  config: Any,
+  prepared: Prepared,
+  results: Mapping[str, train.FitResult],
+  test_ids: Sequence[str],
+  run: Sequence[str] = methods.METHODS,
+) -> dict[str, float]:
   """Milliseconds per video of each method in ``run`` (module docstring); NaN when ``config.timing`` is off."""
   tcfg = config.timing
   if not bool(tcfg.enabled):
@@ -52,8 +57,15 @@ def time_methods(config: Any, prepared: Prepared, results: Mapping[str, train.Fi
 
   def extract(vid):
     v = videos[vid]
-    return auda.extract_batch(v.au_TxA[None].astype(np.float32), v.si_T[None], np.array([v.n_frames]), fps=v.fps,
-                              options=options, bucket=auda_bucket, chunk_size=None)
+    return auda.extract_batch(
+      v.au_TxA[None].astype(np.float32),
+      v.si_T[None],
+      np.array([v.n_frames]),
+      fps=v.fps,
+      options=options,
+      bucket=auda_bucket,
+      chunk_size=None,
+    )
 
   def run_base(method, vid, feats=None):
     if method == "realsmilenet":

@@ -1,12 +1,12 @@
 """The workdir contract: what a run writes and the report, the explanation and notebooks read.
 
-    <workdir>/config.json                 the run config; "folds" = every fold requested so far
-    <workdir>/fold_03/<method>/           config.json, metrics.jsonl, checkpoints/, standardizer.npz (AUDA)
-    <workdir>/fold_03/predictions.csv     id, subject, label, fold, one P(spontaneous) column per method
-    <workdir>/fold_03/fold_result.json    accuracy and ms_per_video per method, split sizes, selected epochs,
-                                          backend, dataset, seed, wall_s -- written last: its presence = finished
-    <workdir>/fold_03/FAILED              one line: why the fold failed (removed when it later succeeds)
-    <workdir>/results.md, results.csv, folds.csv, results.png, predictions_all.csv, confusion.*   (the report)
+<workdir>/config.json                 the run config; "folds" = every fold requested so far
+<workdir>/fold_03/<method>/           config.json, metrics.jsonl, checkpoints/, standardizer.npz (AUDA)
+<workdir>/fold_03/predictions.csv     id, subject, label, fold, one P(spontaneous) column per method
+<workdir>/fold_03/fold_result.json    accuracy and ms_per_video per method, split sizes, selected epochs,
+                                      backend, dataset, seed, wall_s -- written last: its presence = finished
+<workdir>/fold_03/FAILED              one line: why the fold failed (removed when it later succeeds)
+<workdir>/results.md, results.csv, folds.csv, results.png, predictions_all.csv, confusion.*   (the report)
 """
 
 from __future__ import annotations

@@ -20,12 +20,24 @@ import pytest
 
 from smilejax import experiment, extract, methods, sequences, train
 from smilejax import prepare as prepare_lib
-from smilejax.io import auda_package, nemo
 from smilejax.errors import InputError
+from smilejax.io import auda_package, nemo
 
 REPO = Path(__file__).resolve().parents[1]
-RESULT_KEYS = {"fold", "accuracy", "ms_per_video", "n_test", "n_train", "n_val", "no_smile_detected",
-               "selected_epoch", "backend", "dataset", "seed", "wall_s"}
+RESULT_KEYS = {
+  "fold",
+  "accuracy",
+  "ms_per_video",
+  "n_test",
+  "n_train",
+  "n_val",
+  "no_smile_detected",
+  "selected_epoch",
+  "backend",
+  "dataset",
+  "seed",
+  "wall_s",
+}
 
 
 def _load_config(name: str):
@@ -165,8 +177,9 @@ def test_failing_fold_keeps_the_others_and_is_reported_missing(config, fold1, tm
   assert summary.skipped == [1] and list(summary.failed) == [2] and not summary.ok
   failed = (workdir / "fold_02" / "FAILED").read_text()
   assert failed.count("\n") == 1 and "injected failure" in failed
-  assert (workdir / "fold_01" / "fold_result.json").read_bytes() == \
-      (fold1[0] / "fold_01" / "fold_result.json").read_bytes()
+  assert (workdir / "fold_01" / "fold_result.json").read_bytes() == (
+    fold1[0] / "fold_01" / "fold_result.json"
+  ).read_bytes()
   md = (workdir / "results.md").read_text()
   assert "1/2 folds" in md, "the report must say the average covers 1 of 2 folds"
 
@@ -200,7 +213,7 @@ def test_extract_features_matches_experiment_features(config, fold1, tmp_path):
     # One batching path (auda.extract_corpus) for both: the same numbers, exactly.
     np.testing.assert_array_equal(z["au_wise"], np.stack([prepared.auwise[v] for v in ids]))
     np.testing.assert_array_equal(z["cross_au"], np.stack([prepared.crossau[v] for v in ids]))
-    first = z["frame"][z["offsets"][0]:z["offsets"][1]]
+    first = z["frame"][z["offsets"][0] : z["offsets"][1]]
     assert first.shape == (prepared.corpus.videos[ids[0]].n_frames, 154)
   with pytest.raises(InputError, match="exists"):
     extract.extract_features(config, out)
@@ -209,9 +222,18 @@ def test_extract_features_matches_experiment_features(config, fold1, tmp_path):
 
 
 def test_bin_scripts_report_errors_in_one_line(tmp_path):
-  proc = subprocess.run([sys.executable, str(REPO / "bin" / "run_all_folds"), f"--config={REPO}/configs/uvanemo.py",
-                         f"--workdir={tmp_path / 'wd'}", "--compile_cache="], capture_output=True, text=True,
-                        timeout=120)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      str(REPO / "bin" / "run_all_folds"),
+      f"--config={REPO}/configs/uvanemo.py",
+      f"--workdir={tmp_path / 'wd'}",
+      "--compile_cache=",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 1
   errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
   assert errors == ["error: config 'uvanemo' needs the corpus folder: --config.data.root=<folder>"]

@@ -40,8 +40,13 @@ def _trained_like(variables, rng):
   params = _perturb(variables["params"], rng, 0.3)
   stats = variables["batch_stats"]
   stats = jax.tree_util.tree_map_with_path(
-      lambda path, a: (a + 0.2 * rng.standard_normal(a.shape).astype(np.float32)) if path[-1].key == "mean"
-      else a * np.exp(0.3 * rng.standard_normal(a.shape)).astype(np.float32), stats)
+    lambda path, a: (
+      (a + 0.2 * rng.standard_normal(a.shape).astype(np.float32))
+      if path[-1].key == "mean"
+      else a * np.exp(0.3 * rng.standard_normal(a.shape)).astype(np.float32)
+    ),
+    stats,
+  )
   return {"params": params, "batch_stats": stats}
 
 
@@ -62,7 +67,7 @@ def padded_batch():
   x = np.full((len(LENGTHS), T_PAD, 48, 48, 3), 7.5, np.float32)  # garbage padding
   x[0, 4, 10, 10, 0] = np.nan
   for b, v in enumerate(videos):
-    x[b, :len(v)] = v
+    x[b, : len(v)] = v
   return videos, x, np.array(LENGTHS, np.int32)
 
 
@@ -73,7 +78,10 @@ def test_realsmilenet_parameter_counts(rsn):
   assert models.count_params(variables["batch_stats"]) == 62
   p = variables["params"]
   parts = {
-      "ta": 84, "encoder": 360, "convlstm": 4064, "nonlocal": 164,
+    "ta": 84,
+    "encoder": 360,
+    "convlstm": 4064,
+    "nonlocal": 164,
   }
   for name, n in parts.items():
     assert models.count_params(p[name]) == n, name
@@ -95,8 +103,13 @@ def test_realsmilenet_init(rsn):
   np.testing.assert_array_equal(p["nonlocal"]["bn"]["bias"], 0.0)
   np.testing.assert_array_equal(p["encoder"]["bn0"]["scale"], 1.0)
   # PyTorch default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
-  for path, fan_in in [(("encoder", "conv1"), 27), (("encoder", "conv2"), 36), (("convlstm",), 126),
-                       (("final_conv",), 32), (("classifier",), 250)]:
+  for path, fan_in in [
+    (("encoder", "conv1"), 27),
+    (("encoder", "conv2"), 36),
+    (("convlstm",), 126),
+    (("final_conv",), 32),
+    (("classifier",), 250),
+  ]:
     layer = p
     for k in path:
       layer = layer[k]
@@ -118,7 +131,10 @@ def test_other_models_shapes_and_build():
   logit, feats = jax.jit(lambda v, x: fw.apply(v, x, np.array([4, 2, 1]), train=False))(v, x)
   assert logit.shape == (3,) and feats.shape == (3, 5)
   assert {k: a.shape for k, a in v["params"]["lstm"].items()} == {
-      "kernel_x": (154, 28), "kernel_h": (7, 28), "bias": (28,)}  # paths unchanged by the nn.scan'd cell
+    "kernel_x": (154, 28),
+    "kernel_h": (7, 28),
+    "bias": (28,),
+  }  # paths unchanged by the nn.scan'd cell
   for name, d in (("auwise", 476), ("crossau", 4352)):
     m = models.build(name, {"branch_features": 6, "epochs": 3})  # foreign config keys are ignored
     x = rng.standard_normal((2, d)).astype(np.float32)
@@ -180,7 +196,7 @@ def test_framewise_padded_batch_equals_single_videos():
   videos = [rng.standard_normal((n, 154)).astype(np.float32) for n in lengths]
   x = np.full((3, 6, 154), np.nan, np.float32)  # NaN padding must not leak
   for b, v in enumerate(videos):
-    x[b, :len(v)] = v
+    x[b, : len(v)] = v
   v0 = model.init({"params": _key(0)}, x[:1], np.array([6]), train=False)
   var = _trained_like(v0, rng)
   fwd = jax.jit(lambda v, x, n: model.apply(v, x, n, train=False))
@@ -210,8 +226,7 @@ def test_realsmilenet_train_mode_ignores_padding(rsn, conv_impl):
   (logit, feats), upd = step(var, x5, np.array([3, 3, 0]))
   np.testing.assert_allclose(logit[:2], logit_ref, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(feats[:2], feats_ref, rtol=1e-5, atol=1e-5)
-  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), upd,
-                         upd_ref)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), upd, upd_ref)
 
   # And the first BatchNorm's running statistics are PyTorch's update from the real frames only: at init the
   # TA output is x + x * sum_c(D) (kernel centre 1, bias 0).
@@ -250,8 +265,9 @@ def test_realsmilenet_cnhw_training_gradients_match_lax(rsn):
   # before a training-mode BatchNorm). Moving such a leaf in a random direction leaves the loss unchanged up to rounding, while
   # it moves any other leaf's loss by far more. Their float32 gradients are rounding noise whose size depends on the
   # CPU's instruction set, so they are held only to a noise bound; every other gradient must agree closely.
-  lax_loss = jax.jit(make_loss(models.build("realsmilenet", conv_impl="lax", encoder_dropout=0.0, final_dropout=0.0),
-                               var, x, w))
+  lax_loss = jax.jit(
+    make_loss(models.build("realsmilenet", conv_impl="lax", encoder_dropout=0.0, final_dropout=0.0), var, x, w)
+  )
   base = float(lax_loss(var["params"]))
   paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(var["params"])]
 
@@ -296,13 +312,15 @@ def test_masked_batchnorm_statistics():
   # Channels first (C x B x T x H x W, the mask on the axes after C): the same statistics and outputs.
   bn_cf = L.MaskedBatchNorm(channels_first=True)
   y_cf, upd_cf = jax.jit(lambda v, x: bn_cf.apply(v, x, mask, use_running_average=False, mutable=["batch_stats"]))(
-      v, np.moveaxis(garbage, -1, 0))
+    v, np.moveaxis(garbage, -1, 0)
+  )
   np.testing.assert_allclose(np.moveaxis(np.asarray(y_cf), 0, -1)[mask], np.asarray(y)[mask], rtol=1e-5, atol=1e-5)
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), upd_cf, upd)
   # Evaluation uses the running statistics.
   v2 = {"params": v["params"], "batch_stats": {"mean": jnp.full(6, 2.0), "var": jnp.full(6, 4.0)}}
-  np.testing.assert_allclose(bn.apply(v2, x, mask, use_running_average=True), (x - 2.0) / np.sqrt(4.0 + 1e-5),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    bn.apply(v2, x, mask, use_running_average=True), (x - 2.0) / np.sqrt(4.0 + 1e-5), rtol=1e-5, atol=1e-6
+  )
 
 
 # ------------------------------------------------------------------------------------------------- gradients
@@ -324,8 +342,14 @@ def test_realsmilenet_loss_gradient_finite_at_init(rsn, padded_batch):
   y = jnp.array([1.0, 0.0, 1.0])
 
   def loss_fn(params):
-    (logit, _), upd = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, lengths,
-                                  train=True, rngs={"dropout": _key(3)}, mutable=["batch_stats"])
+    (logit, _), upd = model.apply(
+      {"params": params, "batch_stats": variables["batch_stats"]},
+      x,
+      lengths,
+      train=True,
+      rngs={"dropout": _key(3)},
+      mutable=["batch_stats"],
+    )
     reg = sum(L.safe_l2_norm(w) for w in jax.tree_util.tree_leaves(params))
     return optax.sigmoid_binary_cross_entropy(logit, y).mean() + 0.001 * reg, upd
 
@@ -342,8 +366,9 @@ def test_realsmilenet_loss_gradient_finite_at_init(rsn, padded_batch):
 
 
 def _ref_conv(x, k):
-  return jax.lax.conv_general_dilated(x.reshape((-1,) + x.shape[-3:]), k, (1, 1), "SAME",
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC")).reshape(x.shape[:-1] + (-1,))
+  return jax.lax.conv_general_dilated(
+    x.reshape((-1,) + x.shape[-3:]), k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+  ).reshape(x.shape[:-1] + (-1,))
 
 
 @pytest.mark.parametrize("channels_first", [False, True])
@@ -379,8 +404,9 @@ def test_conv_kernel_grad_in_chunks(channels_first, padded):
   if padded:
     x = jnp.pad(x, [(0, 0)] * 3 + [(1, 1), (1, 1)])
   for frames_per_chunk in (30, 15, 10, 6):
-    dk = L.conv_kernel_grad(x, g, 3, channels_first=channels_first, padded=padded,
-                            chunk_bytes=frames_per_chunk * per_frame)
+    dk = L.conv_kernel_grad(
+      x, g, 3, channels_first=channels_first, padded=padded, chunk_bytes=frames_per_chunk * per_frame
+    )
     np.testing.assert_allclose(dk, ref, rtol=1e-4, atol=1e-4, err_msg=f"{frames_per_chunk} frames per chunk")
 
 
@@ -409,7 +435,10 @@ def test_masked_conv_lstm_matches_reference_scan():
   h = jax.jit(lambda gx, kh: R.masked_conv_lstm(gx, mask, kh))(gx, kh)
   np.testing.assert_allclose(h, jax.jit(ref)(gx, kh), rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(h[2], 0.0)  # no real frame: the zero state
-  f = lambda fn: (lambda gx, kh: jnp.sum(jnp.cos(fn(gx, kh)) * w))
+
+  def f(fn):
+    return lambda gx, kh: jnp.sum(jnp.cos(fn(gx, kh)) * w)
+
   g_ref = jax.jit(jax.grad(f(ref), (0, 1)))(gx, kh)
   g = jax.jit(jax.grad(f(lambda gx, kh: R.masked_conv_lstm(gx, mask, kh)), (0, 1)))(gx, kh)
   for a, b_ in zip(g, g_ref):
@@ -452,13 +481,14 @@ def test_nonlocal_block_is_identity_at_init():
   h = rng.standard_normal((2, 12, 12, 8)).astype(np.float32)
   block = R.NonLocalBlock()
   v = jax.jit(lambda h: block.init(_key(0), h, np.array([True, True]), train=False))(h)
-  run = jax.jit(lambda v, h, train: block.apply(v, h, np.array([True, True]), train=train,
-                                                 mutable=["batch_stats"])[0], static_argnums=2)
+  run = jax.jit(
+    lambda v, h, train: block.apply(v, h, np.array([True, True]), train=train, mutable=["batch_stats"])[0],
+    static_argnums=2,
+  )
   for train in (False, True):
     np.testing.assert_allclose(run(v, h, train), h, rtol=0, atol=0)
   # With a non-zero gamma it is not the identity (the attention path is live).
-  v2 = {"params": {**v["params"], "bn": {"scale": jnp.ones(8), "bias": jnp.zeros(8)}},
-        "batch_stats": v["batch_stats"]}
+  v2 = {"params": {**v["params"], "bn": {"scale": jnp.ones(8), "bias": jnp.zeros(8)}}, "batch_stats": v["batch_stats"]}
   assert float(jnp.abs(run(v2, h, False) - h).max()) > 1e-3
 
 
@@ -467,6 +497,5 @@ def test_pools():
   x = jnp.asarray(rng.standard_normal((2, 8, 12, 3)).astype(np.float32))
   ref_avg = nn.avg_pool(x, (2, 2), (2, 2))
   np.testing.assert_allclose(L.avg_pool2(x), ref_avg, rtol=1e-6, atol=1e-6)
-  np.testing.assert_allclose(L.avg_pool2_cf(jnp.moveaxis(x, -1, 0)), jnp.moveaxis(ref_avg, -1, 0), rtol=1e-6,
-                             atol=1e-6)
+  np.testing.assert_allclose(L.avg_pool2_cf(jnp.moveaxis(x, -1, 0)), jnp.moveaxis(ref_avg, -1, 0), rtol=1e-6, atol=1e-6)
   np.testing.assert_array_equal(L.max_pool2(x), nn.max_pool(x, (2, 2), (2, 2)))

@@ -25,7 +25,7 @@ FIXTURE = Path(__file__).resolve().parent / "data" / "realsmilenet_torch_parity.
 def fixture():
   with np.load(FIXTURE) as z:
     data = {k: z[k] for k in z.files}
-  sd = {k[len("sd/"):]: v for k, v in data.items() if k.startswith("sd/")}
+  sd = {k[len("sd/") :]: v for k, v in data.items() if k.startswith("sd/")}
   return sd, data
 
 
@@ -43,9 +43,10 @@ def test_imported_weights_reproduce_pytorch_outputs(fixture, conv_impl):
   model = models.build("realsmilenet", conv_impl=conv_impl)
   frames = data["frames_u8_BxTxHxWxC"].astype(np.float32) / np.float32(255.0)
   # The imported tree has exactly the model's structure and shapes.
-  ref_shapes = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, frames[:1, :2], np.array([2]),
-                                                 train=False))
-  assert (jax.tree_util.tree_structure(ref_shapes) == jax.tree_util.tree_structure(variables))
+  ref_shapes = jax.eval_shape(
+    lambda: model.init({"params": jax.random.key(0)}, frames[:1, :2], np.array([2]), train=False)
+  )
+  assert jax.tree_util.tree_structure(ref_shapes) == jax.tree_util.tree_structure(variables)
   for a, b in zip(jax.tree_util.tree_leaves(ref_shapes), jax.tree_util.tree_leaves(variables)):
     assert a.shape == b.shape
   logit, feats = jax.jit(lambda v, x, n: model.apply(v, x, n, train=False))(variables, frames, data["lengths_B"])
@@ -70,10 +71,15 @@ def test_fixture_detects_layout_mistakes(fixture, lax_forward):
   frames = data["frames_u8_BxTxHxWxC"].astype(np.float32) / np.float32(255.0)
   good = realsmilenet_variables_from_torch(sd)
   no_swap = jax.tree_util.tree_map_with_path(
-      lambda path, a: a.transpose(1, 0, 2, 3) if path[-1].key == "kernel" and a.ndim == 4 and a.shape[0] > 1 else a,
-      good)
-  torch_order = {**good, "params": {**good["params"], "classifier": {
-      "kernel": sd["pool.5.weight"].reshape(250, 1), "bias": sd["pool.5.bias"]}}}
+    lambda path, a: a.transpose(1, 0, 2, 3) if path[-1].key == "kernel" and a.ndim == 4 and a.shape[0] > 1 else a, good
+  )
+  torch_order = {
+    **good,
+    "params": {
+      **good["params"],
+      "classifier": {"kernel": sd["pool.5.weight"].reshape(250, 1), "bias": sd["pool.5.bias"]},
+    },
+  }
   ref = np.asarray(lax_forward(good, frames, data["lengths_B"])[0])
   np.testing.assert_allclose(ref, data["logit_B"], rtol=1e-5, atol=1e-5)
   for wrong in (no_swap, torch_order):

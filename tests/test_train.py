@@ -29,8 +29,12 @@ VEC_CFG = {"name": "auwise", "epochs": 3, "standardize": True, "branch_features"
 SEQ_CFG = {"name": "framewise", "epochs": 2, "standardize": True, "hidden": 8, "branch_features": 8}
 # The tiny test config's training options (configs/test.py: batch 16, Adam 1e-3, L2 0.001, selection "val"), with
 # evaluation batches of 16 and bucket 16 (the outputs do not depend on them) and every epoch checkpointed.
-TRAIN_CFG = dict(runpy.run_path(str(CONFIGS / "test.py"))["get_config"]().train.to_dict(), eval_batch_size=16,
-                 bucket=16, checkpoint_interval_s=0.0)
+TRAIN_CFG = dict(
+  runpy.run_path(str(CONFIGS / "test.py"))["get_config"]().train.to_dict(),
+  eval_batch_size=16,
+  bucket=16,
+  checkpoint_interval_s=0.0,
+)
 
 # Loss of the first training step of `_golden_setup()` (VectorNet, seed 0). Recorded with jax 0.10.2 on CPU, with
 # jax_threefry_partitionable = False (set by `import smilejax`; it was 0.84976047 with JAX's default random bits).
@@ -67,7 +71,7 @@ def _one_batch_state(cfg, ex: train.Examples, *, seed=0):
   steps = train.get_steps(cfg["name"], cfg, tcfg)
   std = train.Standardizer.fit(ex.x)
   ex = train.Examples(std.apply(ex.x), ex.y, ex.ids)
-  shape = (np.shape(ex.x[0])[1:] if ex.sequential else np.shape(ex.x[0]))
+  shape = np.shape(ex.x[0])[1:] if ex.sequential else np.shape(ex.x[0])
   state = train.init_state(steps, np.zeros(((1,) + shape) if ex.sequential else shape, np.float32), seed=seed)
   idx = train.epoch_order(len(ex), batch_size=16, seed=seed, epoch=0)[0]
   x, lengths = train.take_batch(ex, idx, bucket=16)
@@ -82,8 +86,14 @@ def test_first_step_loss_matches_formula_and_golden_value():
   steps, state, x, lengths, y = _golden_setup()
   new_state, m = steps.train_step(state, x, lengths, y, np.ones(16, np.float32))
   # Independent recomputation: same dropout key as the step (fold_in(rng, step=0)), numpy BCE and L2 sum.
-  (logit, _), _ = steps.module.apply(state.variables, jnp.asarray(x), jnp.asarray(lengths), train=True,
-                                     rngs={"dropout": jax.random.fold_in(state.rng, 0)}, mutable=["batch_stats"])
+  (logit, _), _ = steps.module.apply(
+    state.variables,
+    jnp.asarray(x),
+    jnp.asarray(lengths),
+    train=True,
+    rngs={"dropout": jax.random.fold_in(state.rng, 0)},
+    mutable=["batch_stats"],
+  )
   z = np.asarray(logit, np.float64)
   p = 1 / (1 + np.exp(-z))
   bce = np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -92,8 +102,9 @@ def test_first_step_loss_matches_formula_and_golden_value():
   assert float(m["loss"]) == pytest.approx(expected, rel=1e-5), "train_step loss != BCE + 0.001 * sum ||W||_2"
   assert float(m["bce"]) == pytest.approx(bce, rel=1e-5)
   assert float(m["loss"]) == pytest.approx(GOLDEN_FIRST_LOSS, rel=1e-5), (
-      f"first-step loss {float(m['loss']):.8f} differs from the recorded {GOLDEN_FIRST_LOSS}: initialisation, "
-      "objective, batch order or data recipe changed (update GOLDEN_FIRST_LOSS if intended)")
+    f"first-step loss {float(m['loss']):.8f} differs from the recorded {GOLDEN_FIRST_LOSS}: initialisation, "
+    "objective, batch order or data recipe changed (update GOLDEN_FIRST_LOSS if intended)"
+  )
   assert int(new_state.step) == 1
 
 
@@ -103,8 +114,9 @@ def test_safe_l2_has_zero_gradient_at_zero_and_loss_is_finite():
   assert float(train_steps.l2_penalty({"a": jnp.ones((2, 2)), "b": jnp.zeros(3)})) == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize("cfg,make", [(VEC_CFG, lambda: _vector_data(40, seed=1)),
-                                      (SEQ_CFG, lambda: _seq_data(40, seed=4))])
+@pytest.mark.parametrize(
+  "cfg,make", [(VEC_CFG, lambda: _vector_data(40, seed=1)), (SEQ_CFG, lambda: _seq_data(40, seed=4))]
+)
 def test_one_step_changes_every_trainable_leaf_and_batch_stats(cfg, make):
   steps, state, x, lengths, y = _one_batch_state(cfg, make())
   new_state, _ = steps.train_step(state, x, lengths, y, np.ones(16, np.float32))
@@ -124,8 +136,9 @@ def test_epoch_order_covers_every_example_with_static_batches():
     assert set(order.ravel().tolist()) == set(range(n))
     perm = np.random.default_rng([3, 2]).permutation(n)
     assert np.array_equal(order.ravel()[:n], perm)  # the epoch's permutation, then the cyclic fill
-  assert not np.array_equal(train.epoch_order(40, batch_size=16, seed=3, epoch=0),
-                            train.epoch_order(40, batch_size=16, seed=3, epoch=1))
+  assert not np.array_equal(
+    train.epoch_order(40, batch_size=16, seed=3, epoch=0), train.epoch_order(40, batch_size=16, seed=3, epoch=1)
+  )
 
 
 def test_standardizer_uses_training_rows_and_keeps_constant_features():
@@ -139,18 +152,26 @@ def test_standardizer_uses_training_rows_and_keeps_constant_features():
 
 
 def test_selection_prefers_accuracy_then_loss_then_earlier_epoch():
-  recs = [{"epoch": 1, "val_acc": 0.8, "val_loss": 0.5}, {"epoch": 2, "val_acc": 0.9, "val_loss": 0.6},
-          {"epoch": 3, "val_acc": 0.9, "val_loss": 0.4}, {"epoch": 4, "val_acc": 0.9, "val_loss": 0.4}]
+  recs = [
+    {"epoch": 1, "val_acc": 0.8, "val_loss": 0.5},
+    {"epoch": 2, "val_acc": 0.9, "val_loss": 0.6},
+    {"epoch": 3, "val_acc": 0.9, "val_loss": 0.4},
+    {"epoch": 4, "val_acc": 0.9, "val_loss": 0.4},
+  ]
   assert train.select_epoch(recs, "val") == 3
   assert train.select_epoch(recs, "fixed") == 4
 
 
 def test_learns_separable_problem(tmp_path):
-  data = {"train": _vector_data(64, seed=11, shift=3.0), "val": _vector_data(16, seed=12, shift=3.0),
-          "test": _vector_data(64, seed=13, shift=3.0)}
+  data = {
+    "train": _vector_data(64, seed=11, shift=3.0),
+    "val": _vector_data(16, seed=12, shift=3.0),
+    "test": _vector_data(64, seed=13, shift=3.0),
+  }
   # lr 0.01 and no dropout: "a few steps" (8 epochs of 4 batches); the loop, not the paper's settings, is tested.
-  r = train.fit("auwise", dict(VEC_CFG, epochs=8, dropout=0.0), dict(TRAIN_CFG, learning_rate=0.01), data,
-                tmp_path / "m")
+  r = train.fit(
+    "auwise", dict(VEC_CFG, epochs=8, dropout=0.0), dict(TRAIN_CFG, learning_rate=0.01), data, tmp_path / "m"
+  )
   assert r.test_acc >= 0.95, f"test accuracy {r.test_acc} on a separable problem after 32 steps"
   assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
 
@@ -168,8 +189,10 @@ class _Interrupt(Exception):
   pass
 
 
-@pytest.mark.parametrize("cfg,make,interval", [(VEC_CFG, None, 0.0), (SEQ_CFG, lambda s: _seq_data(24, seed=s), 0.0),
-                                               (dict(VEC_CFG, epochs=4), None, 1e9)])
+@pytest.mark.parametrize(
+  "cfg,make,interval",
+  [(VEC_CFG, None, 0.0), (SEQ_CFG, lambda s: _seq_data(24, seed=s), 0.0), (dict(VEC_CFG, epochs=4), None, 1e9)],
+)
 def test_resume_after_interruption_gives_identical_result(tmp_path, vec_data, cfg, make, interval):
   """Kill after epoch 2, resume. interval 1e9: only new bests and the last epoch are saved, so the resumed run
   restarts from an earlier epoch (or from scratch) and must still end identically."""
@@ -277,8 +300,12 @@ def test_fusion_trains_only_the_head_and_leaves_encoders_unchanged(tmp_path, vec
 def test_eval_is_independent_of_batch_composition(tmp_path):
   data = {"train": _seq_data(20, seed=31), "val": _seq_data(10, seed=32), "test": _seq_data(19, seed=33)}
   r = train.fit("framewise", SEQ_CFG, TRAIN_CFG, data, tmp_path / "m")
-  one = [train.predict(r.steps, r.variables, train.Examples([x], [y]), batch_size=16, bucket=16,
-                       standardizer=r.standardizer)[0] for x, y in zip(data["test"].x, data["test"].y)]
+  one = [
+    train.predict(
+      r.steps, r.variables, train.Examples([x], [y]), batch_size=16, bucket=16, standardizer=r.standardizer
+    )[0]
+    for x, y in zip(data["test"].x, data["test"].y)
+  ]
   np.testing.assert_allclose(train.sigmoid(np.array(one)), r.test_prob, rtol=1e-5, atol=1e-6)
 
 
@@ -296,7 +323,7 @@ def test_realsmilenet_learns_a_separable_pixel_problem(tmp_path):
     speed = 3.0 if label == 0 else 1.0  # rows per frame: posed-like fast rise vs spontaneous-like slow rise
     for k in range(16):
       top = int(40 - min(k * speed, 24))
-      frames[k, top:top + 3, 14:34] = 0.2
+      frames[k, top : top + 3, 14:34] = 0.2
     return frames
 
   def examples(n):
@@ -312,11 +339,11 @@ def test_realsmilenet_learns_a_separable_pixel_problem(tmp_path):
 
 
 def test_data_parallel_devices_divides_the_batch():
-  assert train.data_parallel_devices(0, 16, 2) == 2      # 0 = all available
-  assert train.data_parallel_devices(0, 16, 6) == 4      # largest divisor of 16 not above 6
-  assert train.data_parallel_devices(8, 16, 2) == 2      # capped by the devices there are
-  assert train.data_parallel_devices(1, 16, 8) == 1      # 1 = off
-  assert train.data_parallel_devices(0, 3, 8) == 3       # never more devices than examples
+  assert train.data_parallel_devices(0, 16, 2) == 2  # 0 = all available
+  assert train.data_parallel_devices(0, 16, 6) == 4  # largest divisor of 16 not above 6
+  assert train.data_parallel_devices(8, 16, 2) == 2  # capped by the devices there are
+  assert train.data_parallel_devices(1, 16, 8) == 1  # 1 = off
+  assert train.data_parallel_devices(0, 3, 8) == 3  # never more devices than examples
 
 
 def test_data_parallel_step_equals_one_device_step():
@@ -333,22 +360,33 @@ def test_data_parallel_step_equals_one_device_step():
   lengths = np.array([8, 5, 0, 3], np.int32)
   y, w = np.array([1, 0, 1, 0], np.float32), np.ones(4, np.float32)
   params, batch_stats, _ = jax.jit(functools.partial(train_steps.init_variables, module=module, tx=sgd))(
-      jax.random.PRNGKey(0), x[:1], lengths[:1])
+    jax.random.PRNGKey(0), x[:1], lengths[:1]
+  )
   params = jax.tree_util.tree_map_with_path(
-      lambda p, a: a + 1.0 if "'nonlocal'" in jax.tree_util.keystr(p) and "'scale'" in jax.tree_util.keystr(p)
-      else a, params)
-  state = train_steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                                 opt_state=sgd.init(params), rng=jax.random.PRNGKey(1))
+    lambda p, a: a + 1.0 if "'nonlocal'" in jax.tree_util.keystr(p) and "'scale'" in jax.tree_util.keystr(p) else a,
+    params,
+  )
+  state = train_steps.TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=batch_stats,
+    opt_state=sgd.init(params),
+    rng=jax.random.PRNGKey(1),
+  )
   axis = train_steps.BATCH_AXIS
   mesh = Mesh(np.array(jax.local_devices()[:2]), (axis,))
   one = jax.jit(functools.partial(train_steps.train_step, module=module, tx=sgd, l2_weight=1e-3))
-  two = jax.jit(functools.partial(train_steps.train_step, module=module.clone(batch_axis_name=axis), tx=sgd,
-                                  l2_weight=1e-3, mesh=mesh))
+  two = jax.jit(
+    functools.partial(
+      train_steps.train_step, module=module.clone(batch_axis_name=axis), tx=sgd, l2_weight=1e-3, mesh=mesh
+    )
+  )
   s1, m1 = one(state, x, lengths, y, w)
   s2, m2 = two(jax.device_put(state, NamedSharding(mesh, PartitionSpec())), x, lengths, y, w)
   assert float(m2["loss"]) == pytest.approx(float(m1["loss"]), rel=1e-6)
-  g1, g2 = (jax.tree_util.tree_map(lambda a, b: np.asarray(a) - np.asarray(b), state.params, s.params)
-            for s in (s1, s2))
+  g1, g2 = (
+    jax.tree_util.tree_map(lambda a, b: np.asarray(a) - np.asarray(b), state.params, s.params) for s in (s1, s2)
+  )
   # A bias right before a training-mode BatchNorm does not change the data loss at all, so its data gradient is zero
   # in exact arithmetic and its computed value float32 noise whose size depends on the CPU: such leaves (found by
   # shifting each leaf in a random direction) are held to the L2 term's gradient plus a noise bound; all others are compared closely.
@@ -356,8 +394,14 @@ def test_data_parallel_step_equals_one_device_step():
 
   @jax.jit
   def data_loss(p):
-    (logit, _), _ = module.apply({"params": p, "batch_stats": batch_stats}, train_steps.prepare_input(x), lengths,
-                                 train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+    (logit, _), _ = module.apply(
+      {"params": p, "batch_stats": batch_stats},
+      train_steps.prepare_input(x),
+      lengths,
+      train=True,
+      rngs={"dropout": key},
+      mutable=["batch_stats"],
+    )
     return jnp.sum(w * train_steps.bce_with_logits(logit, y)) / jnp.sum(w)
 
   base = float(data_loss(params))
@@ -366,20 +410,23 @@ def test_data_parallel_step_equals_one_device_step():
 
   def shifted(target):  # the leaf moved in a random direction: a uniform shift would miss per-channel effects
     return jax.tree_util.tree_map_with_path(
-        lambda q, a: a + 0.5 * shift.standard_normal(a.shape).astype(np.float32) if q == target else a, params)
+      lambda q, a: a + 0.5 * shift.standard_normal(a.shape).astype(np.float32) if q == target else a, params
+    )
 
   invariant = {p for p in paths if abs(float(data_loss(shifted(p))) - base) <= 1e-5 * max(1.0, abs(base))}
   assert 0 < len(invariant) < 8, [jax.tree_util.keystr(p) for p in invariant]
   l2_grad = jax.grad(lambda p: 1e-3 * train_steps.l2_penalty(p))(params)
   scale = max(float(np.max(np.abs(g))) for g in jax.tree_util.tree_leaves(g1))
-  for path, a, b, reg in zip(paths, jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g2),
-                             jax.tree_util.tree_leaves(l2_grad)):
+  for path, a, b, reg in zip(
+    paths, jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g2), jax.tree_util.tree_leaves(l2_grad)
+  ):
     name = f"gradient {jax.tree_util.keystr(path)}"
     if path in invariant:
       for got in (a, b):
         np.testing.assert_array_less(np.abs(got - np.asarray(reg)), 1e-2 * scale, err_msg=name)
     else:
       np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * scale, err_msg=name)
-  for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(s1.batch_stats),
-                          jax.tree_util.tree_leaves(s2.batch_stats)):
+  for (path, a), b in zip(
+    jax.tree_util.tree_leaves_with_path(s1.batch_stats), jax.tree_util.tree_leaves(s2.batch_stats)
+  ):
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=f"running statistic {jax.tree_util.keystr(path)}")

@@ -12,20 +12,35 @@ Pipeline: 17 AU intensity series + the smile-intensity (SI) series
 from smilejax.auda.batching import AudaFeatures, AudaFeaturesBatch, extract, extract_batch, extract_corpus
 from smilejax.auda.features import compute_features
 from smilejax.auda.layout import (
-    AU_PAIRS,
-    SEGMENT_LABELS,
-    AudaOptions,
-    feature_dims,
-    pair_index,
-    scale_window,
-    scaled_windows,
+  AU_PAIRS,
+  SEGMENT_LABELS,
+  AudaOptions,
+  feature_dims,
+  pair_index,
+  scale_window,
+  scaled_windows,
 )
 from smilejax.auda.phases import detect_phases, detect_phases_batch
 from smilejax.auda.regression import Dynamics, dynamics, second_order_trend, trend
 
 __all__ = [
-    "AudaOptions", "AudaFeatures", "AudaFeaturesBatch", "Dynamics", "SEGMENT_LABELS", "AU_PAIRS",
-    "scale_window", "scaled_windows", "feature_dims", "pair_index",
-    "trend", "dynamics", "second_order_trend", "detect_phases", "detect_phases_batch",
-    "compute_features", "extract", "extract_batch", "extract_corpus",
+  "AudaOptions",
+  "AudaFeatures",
+  "AudaFeaturesBatch",
+  "Dynamics",
+  "SEGMENT_LABELS",
+  "AU_PAIRS",
+  "scale_window",
+  "scaled_windows",
+  "feature_dims",
+  "pair_index",
+  "trend",
+  "dynamics",
+  "second_order_trend",
+  "detect_phases",
+  "detect_phases_batch",
+  "compute_features",
+  "extract",
+  "extract_batch",
+  "extract_corpus",
 ]

@@ -14,8 +14,18 @@ from smilejax.io.openface import OpenFaceSeries, read_openface_csv, write_openfa
 from smilejax.io.video import VideoFrames, VideoReader, read_video, resize_frames, write_video
 
 __all__ = [
-    "OpenFaceSeries", "read_openface_csv", "write_openface_csv",
-    "VideoFrames", "VideoReader", "read_video", "write_video", "resize_frames",
-    "read_smile_intensity", "write_smile_intensity",
-    "parse_video_id", "read_fold_lists", "write_fold_lists", "scan_dataset",
+  "OpenFaceSeries",
+  "read_openface_csv",
+  "write_openface_csv",
+  "VideoFrames",
+  "VideoReader",
+  "read_video",
+  "write_video",
+  "resize_frames",
+  "read_smile_intensity",
+  "write_smile_intensity",
+  "parse_video_id",
+  "read_fold_lists",
+  "write_fold_lists",
+  "scan_dataset",
 ]

@@ -33,16 +33,26 @@ from smilejax.models.layers import MaskedBatchNorm, safe_l2_norm
 from smilejax.models.realsmilenet import RealSmileNet
 
 __all__ = [
-    "MODELS", "FrameWiseNet", "FusionHead", "MaskedBatchNorm", "MaskedLSTM", "RealSmileNet", "VectorNet", "build",
-    "build_from_config", "count_params", "model_fields", "safe_l2_norm",
+  "MODELS",
+  "FrameWiseNet",
+  "FusionHead",
+  "MaskedBatchNorm",
+  "MaskedLSTM",
+  "RealSmileNet",
+  "VectorNet",
+  "build",
+  "build_from_config",
+  "count_params",
+  "model_fields",
+  "safe_l2_norm",
 ]
 
 MODELS: dict[str, type[nn.Module]] = {
-    "realsmilenet": RealSmileNet,
-    "framewise": FrameWiseNet,
-    "auwise": VectorNet,
-    "crossau": VectorNet,
-    "fusion": FusionHead,
+  "realsmilenet": RealSmileNet,
+  "framewise": FrameWiseNet,
+  "auwise": VectorNet,
+  "crossau": VectorNet,
+  "fusion": FusionHead,
 }
 
 _FLAX_FIELDS = {"parent", "name"}

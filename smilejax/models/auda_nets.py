@@ -18,8 +18,15 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from smilejax.models.layers import (Array, JitInitModule, MaskedBatchNorm, lstm_gates, time_mask, torch_dense,
-                                    torch_uniform_init)
+from smilejax.models.layers import (
+  Array,
+  JitInitModule,
+  MaskedBatchNorm,
+  lstm_gates,
+  time_mask,
+  torch_dense,
+  torch_uniform_init,
+)
 
 FINAL_BRANCHES = ("dense", "bn_relu")
 
@@ -43,7 +50,8 @@ class DenseFinalBranch(nn.Module):
     if self.kind == "dense":
       x_BxD = torch_dense(self.features, x_BxD.shape[-1], name="dense")(x_BxD)
     x_BxD = MaskedBatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon, name="bn")(
-        x_BxD, row_mask_B, use_running_average=not train)
+      x_BxD, row_mask_B, use_running_average=not train
+    )
     return nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x_BxD))
 
 
@@ -55,8 +63,9 @@ class LSTMCell(nn.Module):
   """
 
   @nn.compact
-  def __call__(self, carry: tuple[Array, Array], gx_BxG: Array, m_B: Array,
-               kernel_h: Array) -> tuple[tuple[Array, Array], None]:
+  def __call__(
+    self, carry: tuple[Array, Array], gx_BxG: Array, m_B: Array, kernel_h: Array
+  ) -> tuple[tuple[Array, Array], None]:
     c_prev, h_prev = carry
     c_new, h_new = lstm_gates(gx_BxG + h_prev @ kernel_h, c_prev)[4::2]
     m = m_B[:, None]
@@ -89,8 +98,14 @@ class MaskedLSTM(nn.Module):
     gx_TxBxG = jnp.einsum("btd,dg->tbg", x_BxTxD, kernel_x) + bias
     mask_TxB = jnp.swapaxes(mask_BxT, 0, 1)
     zeros = jnp.zeros((b, hid), jnp.float32)
-    scan = nn.scan(LSTMCell, variable_broadcast="params", split_rngs={"params": False},
-                   in_axes=(0, 0, nn.broadcast), out_axes=0, unroll=self.unroll)
+    scan = nn.scan(
+      LSTMCell,
+      variable_broadcast="params",
+      split_rngs={"params": False},
+      in_axes=(0, 0, nn.broadcast),
+      out_axes=0,
+      unroll=self.unroll,
+    )
     (_, h_last), _ = scan(name="cell")((zeros, zeros), gx_TxBxG, mask_TxB, kernel_h)
     return h_last
 
@@ -121,8 +136,9 @@ class FrameWiseNet(JitInitModule):
     mask_BxT = time_mask(lengths_B, t)
     x = jnp.where(mask_BxT[:, :, None], x, 0.0)  # padding (even NaN) cannot leak into values or gradients
     h = MaskedLSTM(self.hidden, unroll=self.scan_unroll, name="lstm")(x, mask_BxT)
-    feats = DenseFinalBranch(self.branch_features, self.dropout, self.final_branch, self.bn_momentum,
-                             self.bn_epsilon, name="final_branch")(h, lengths_B > 0, train=train)
+    feats = DenseFinalBranch(
+      self.branch_features, self.dropout, self.final_branch, self.bn_momentum, self.bn_epsilon, name="final_branch"
+    )(h, lengths_B > 0, train=train)
     logit = torch_dense(1, feats.shape[-1], name="classifier")(feats)[:, 0]
     return logit, feats
 
@@ -145,7 +161,8 @@ class VectorNet(JitInitModule):
     x = jnp.asarray(x_BxD, jnp.float32)
     if x.ndim != 2:
       raise ValueError(f"VectorNet: expected features B x D, got shape {x.shape}")
-    feats = DenseFinalBranch(self.branch_features, self.dropout, "dense", self.bn_momentum, self.bn_epsilon,
-                             name="final_branch")(x, train=train)
+    feats = DenseFinalBranch(
+      self.branch_features, self.dropout, "dense", self.bn_momentum, self.bn_epsilon, name="final_branch"
+    )(x, train=train)
     logit = torch_dense(1, feats.shape[-1], name="classifier")(feats)[:, 0]
     return logit, feats

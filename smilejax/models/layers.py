@@ -49,15 +49,22 @@ def torch_uniform_init(bound: float) -> Initializer:
   return init
 
 
-def torch_conv(features: int, kernel_size: int, in_features: int, *, padding: str | int = "SAME",
-               name: str | None = None) -> nn.Conv:
+def torch_conv(
+  features: int, kernel_size: int, in_features: int, *, padding: str | int = "SAME", name: str | None = None
+) -> nn.Conv:
   """A 2-D ``nn.Conv`` (NHWC, stride 1, with bias) initialised like PyTorch's ``nn.Conv2d``.
 
   ``in_features`` is only needed for the bias bound (fan_in = k * k * in_features).
   """
-  return nn.Conv(features, (kernel_size, kernel_size), padding=padding, use_bias=True,
-                 kernel_init=torch_kernel_init,
-                 bias_init=torch_bias_init(kernel_size * kernel_size * in_features), name=name)
+  return nn.Conv(
+    features,
+    (kernel_size, kernel_size),
+    padding=padding,
+    use_bias=True,
+    kernel_init=torch_kernel_init,
+    bias_init=torch_bias_init(kernel_size * kernel_size * in_features),
+    name=name,
+  )
 
 
 def _while_identity(tree: Any) -> Any:
@@ -113,8 +120,9 @@ def varying_like(a: Array, like: Array) -> Array:
 def lax_conv_same(x: Array, kernel: Array) -> Array:
   """'SAME' stride-1 ``lax.conv_general_dilated`` of ... x H x W x I with an HWIO kernel (XLA's own gradient)."""
   lead = x.shape[:-3]
-  y = jax.lax.conv_general_dilated(x.reshape((-1,) + x.shape[-3:]), kernel, (1, 1), "SAME",
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  y = jax.lax.conv_general_dilated(
+    x.reshape((-1,) + x.shape[-3:]), kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
   return y.reshape(lead + y.shape[1:])
 
 
@@ -129,14 +137,21 @@ def _windows(x: Array, k: int, *, padded: bool = False) -> list[Array]:
   K[dy, dx]."""
   xp = x if padded else _pad_hw(x, k // 2)
   h, w = xp.shape[-2] - k + 1, xp.shape[-1] - k + 1
-  return [xp[..., dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)]
+  return [xp[..., dy : dy + h, dx : dx + w] for dy in range(k) for dx in range(k)]
 
 
 KERNEL_GRAD_CHUNK_BYTES = 1 << 21  # patch matrix + cotangent per chunk: ~2 MB stays in this CPU's caches
 
 
-def conv_kernel_grad(x: Array, g: Array, k: int, *, channels_first: bool = False, padded: bool = False,
-                     chunk_bytes: int = KERNEL_GRAD_CHUNK_BYTES) -> Array:
+def conv_kernel_grad(
+  x: Array,
+  g: Array,
+  k: int,
+  *,
+  channels_first: bool = False,
+  padded: bool = False,
+  chunk_bytes: int = KERNEL_GRAD_CHUNK_BYTES,
+) -> Array:
   """dL/dK[dy, dx, i, o] = sum over positions p of x_pad[p + (dy, dx) - r, i] * g[p, o], the kernel gradient of a
   'SAME' k x k correlation. ``x``: ... x H x W x I, or I x ... x H x W with ``channels_first``; ``g`` alike with
   O channels. ``padded`` (channels-first only): ``x`` is already zero-padded by k // 2 on H and W.
@@ -175,8 +190,7 @@ def conv_kernel_grad(x: Array, g: Array, k: int, *, channels_first: bool = False
     acc = add_chunk(0, acc)
   else:  # two independent loops, which XLA's CPU runtime can run on two cores at once
     half = n_chunks // 2
-    acc = (jax.lax.fori_loop(0, half, add_chunk, acc)
-           + jax.lax.fori_loop(half, n_chunks, add_chunk, jnp.zeros_like(acc)))
+    acc = jax.lax.fori_loop(0, half, add_chunk, acc) + jax.lax.fori_loop(half, n_chunks, add_chunk, jnp.zeros_like(acc))
   return acc.reshape(k, k, c_in, c_out)
 
 
@@ -202,8 +216,7 @@ def _conv_same_fwd(x, kernel):
 
 def _conv_same_bwd(res, g):
   x, kernel = res
-  return (lax_conv_same(g, jnp.flip(kernel, (0, 1)).swapaxes(2, 3)),
-          conv_kernel_grad(x, g, kernel.shape[0]))
+  return (lax_conv_same(g, jnp.flip(kernel, (0, 1)).swapaxes(2, 3)), conv_kernel_grad(x, g, kernel.shape[0]))
 
 
 _conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
@@ -363,8 +376,8 @@ def lstm_gates(z: Array, c_prev: Array) -> tuple[Array, ...]:
   hid = z.shape[-1] // 4
   half = jnp.asarray(np.repeat([0.5, 0.5, 0.5, 1.0], hid), z.dtype)
   t = jnp.tanh(z * half)
-  i, f, o = jnp.split(0.5 * t[..., :3 * hid] + 0.5, 3, axis=-1)
-  g = t[..., 3 * hid:]
+  i, f, o = jnp.split(0.5 * t[..., : 3 * hid] + 0.5, 3, axis=-1)
+  g = t[..., 3 * hid :]
   c_new = f * c_prev + i * g
   tc = jnp.tanh(c_new)
   return i, f, o, g, c_new, tc, o * tc
@@ -440,8 +453,7 @@ class MaskedBatchNorm(nn.Module):
   axis_name: str | None = None
 
   @nn.compact
-  def __call__(self, x: Array, mask: Array | None = None, *,
-               use_running_average: bool) -> Array:
+  def __call__(self, x: Array, mask: Array | None = None, *, use_running_average: bool) -> Array:
     cf = self.channels_first
     c = x.shape[0] if cf else x.shape[-1]
     ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
@@ -466,10 +478,12 @@ class MaskedBatchNorm(nn.Module):
         var = total(jnp.sum(jnp.square(x - per_channel(mean)), axis=axes)) / n
       else:
         mask = jnp.asarray(mask, bool)
-        if mask.shape != other[:mask.ndim] or mask.ndim >= x.ndim:
-          raise ValueError(f"MaskedBatchNorm: mask shape {mask.shape} must be a leading prefix of the non-channel "
-                           f"axes of x with shape {x.shape}")
-        n_entries, per_entry = mask.size, int(np.prod(other[mask.ndim:]))  # e.g. B * T frames of H * W each
+        if mask.shape != other[: mask.ndim] or mask.ndim >= x.ndim:
+          raise ValueError(
+            f"MaskedBatchNorm: mask shape {mask.shape} must be a leading prefix of the non-channel "
+            f"axes of x with shape {x.shape}"
+          )
+        n_entries, per_entry = mask.size, int(np.prod(other[mask.ndim :]))  # e.g. B * T frames of H * W each
         n = jnp.maximum(total(jnp.sum(mask.astype(jnp.float32))) * per_entry, 1.0)
 
         def masked_sum(v):
@@ -491,4 +505,3 @@ class MaskedBatchNorm(nn.Module):
 
     inv = per_channel(jax.lax.rsqrt(var + self.epsilon) * scale)
     return (x - per_channel(mean)) * inv + per_channel(bias)
-

@@ -51,10 +51,28 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from smilejax.models.layers import (CONV_IMPLS, Array, JitInitModule, MaskedBatchNorm, RowDropout, SmallConv, avg_pool2,
-                                    avg_pool2_cf, conv_kernel_grad, conv_same, fusion_barrier, lax_conv_same,
-                                    lstm_gates, max_pool2, time_mask, torch_bias_init, torch_conv, torch_dense,
-                                    torch_kernel_init, varying_like)
+from smilejax.models.layers import (
+  CONV_IMPLS,
+  Array,
+  JitInitModule,
+  MaskedBatchNorm,
+  RowDropout,
+  SmallConv,
+  avg_pool2,
+  avg_pool2_cf,
+  conv_kernel_grad,
+  conv_same,
+  fusion_barrier,
+  lax_conv_same,
+  lstm_gates,
+  max_pool2,
+  time_mask,
+  torch_bias_init,
+  torch_conv,
+  torch_dense,
+  torch_kernel_init,
+  varying_like,
+)
 
 
 def ta_kernel_init(key: Array, shape, dtype=jnp.float32) -> Array:
@@ -84,8 +102,14 @@ class TemporalAttention(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     cf = self.channels_first
-    conv = SmallConv(x.shape[0] if cf else x.shape[-1], 3, kernel_init=ta_kernel_init,
-                     bias_init=nn.initializers.zeros, channels_first=cf, name="conv")
+    conv = SmallConv(
+      x.shape[0] if cf else x.shape[-1],
+      3,
+      kernel_init=ta_kernel_init,
+      bias_init=nn.initializers.zeros,
+      channels_first=cf,
+      name="conv",
+    )
     y = x + x * conv(_time_diff(x, axis=2 if cf else 1))
     # channels-first: materialised, read by bn0's statistics and normalisation (the convolution materialises its input)
     return fusion_barrier(y) if cf else y
@@ -113,8 +137,9 @@ class FrameEncoder(nn.Module):
     barrier = fusion_barrier if cf else (lambda a: a)
 
     def bn(name):
-      return MaskedBatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon, channels_first=cf,
-                             axis_name=self.batch_axis_name, name=name)
+      return MaskedBatchNorm(
+        momentum=self.bn_momentum, epsilon=self.bn_epsilon, channels_first=cf, axis_name=self.batch_axis_name, name=name
+      )
 
     x = bn("bn0")(x, mask_BxT, use_running_average=not train)
     for i, c_out in enumerate(self.channels):
@@ -159,8 +184,9 @@ def _conv_lstm_step_bwd(res, cotangents):
   dc_out, dh_out = cotangents
   i, f, o, g, _, tc, _ = lstm_gates(z, c_prev)
   dc = dc_out + dh_out * o * (1.0 - tc * tc)
-  dz = jnp.concatenate([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dh_out * tc * o * (1.0 - o),
-                        dc * i * (1.0 - g * g)], axis=-1)
+  dz = jnp.concatenate(
+    [dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dh_out * tc * o * (1.0 - o), dc * i * (1.0 - g * g)], axis=-1
+  )
   kernel_t = jnp.flip(kernel_h, (0, 1)).swapaxes(2, 3)
   return dz, dc * f, lax_conv_same(dz, kernel_t), conv_kernel_grad(h_prev, dz, kernel_h.shape[0])
 
@@ -177,8 +203,9 @@ class ConvLSTMCell(nn.Module):
   """
 
   @nn.compact
-  def __call__(self, carry: tuple[Array, Array], gx_BxHxWxG: Array, m_B: Array,
-               kernel_h: Array) -> tuple[tuple[Array, Array], None]:
+  def __call__(
+    self, carry: tuple[Array, Array], gx_BxHxWxG: Array, m_B: Array, kernel_h: Array
+  ) -> tuple[tuple[Array, Array], None]:
     c_prev, h_prev = carry
     c_new, h_new = conv_lstm_step(gx_BxHxWxG, c_prev, h_prev, kernel_h)
     m = m_B[:, None, None, None]
@@ -198,9 +225,15 @@ class ConvLSTMRecurrence(nn.Module):
   @nn.compact
   def __call__(self, gx_TxBxHxWxG: Array, mask_TxB: Array, kernel_h: Array) -> Array:
     # zeros_like of the input: inside jax.shard_map the state then varies over the batch axis, as the input does
-    zeros = jnp.zeros_like(gx_TxBxHxWxG[0, ..., :kernel_h.shape[-2]])
-    scan = nn.scan(ConvLSTMCell, variable_broadcast="params", split_rngs={"params": False},
-                   in_axes=(0, 0, nn.broadcast), out_axes=0, unroll=self.unroll)
+    zeros = jnp.zeros_like(gx_TxBxHxWxG[0, ..., : kernel_h.shape[-2]])
+    scan = nn.scan(
+      ConvLSTMCell,
+      variable_broadcast="params",
+      split_rngs={"params": False},
+      in_axes=(0, 0, nn.broadcast),
+      out_axes=0,
+      unroll=self.unroll,
+    )
     (_, h_last), _ = scan(name="cell")((zeros, zeros), gx_TxBxHxWxG, mask_TxB, kernel_h)
     return h_last
 
@@ -238,8 +271,9 @@ class MaskedConvLSTM(nn.Module):
     bias = self.param("bias", torch_bias_init(fan_in), (4 * hid,), jnp.float32)
     # Input half of the gate convolution for every frame at once (time-major for the scan).
     gx_TxBxHxWxG = conv_same(jnp.swapaxes(x_BxTxHxWxC, 0, 1), kernel[:, :, :c]) + bias
-    return ConvLSTMRecurrence(self.unroll, name="recurrence")(gx_TxBxHxWxG, jnp.swapaxes(mask_BxT, 0, 1),
-                                                             kernel[:, :, c:])
+    return ConvLSTMRecurrence(self.unroll, name="recurrence")(
+      gx_TxBxHxWxG, jnp.swapaxes(mask_BxT, 0, 1), kernel[:, :, c:]
+    )
 
 
 class NonLocalBlock(nn.Module):
@@ -260,9 +294,14 @@ class NonLocalBlock(nn.Module):
     f = jnp.einsum("bnc,bmc->bnm", theta, phi) / phi.shape[1]  # F = theta phi^T / N, N = 36 pooled positions
     y = jnp.einsum("bnm,bmc->bnc", f, g).reshape(b, hh, ww, ci)
     w_y = torch_conv(c, 1, ci, name="w")(y)
-    w_y = MaskedBatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon, scale_init=nn.initializers.zeros,
-                          bias_init=nn.initializers.zeros, axis_name=self.batch_axis_name, name="bn")(
-                              w_y, video_mask_B, use_running_average=not train)
+    w_y = MaskedBatchNorm(
+      momentum=self.bn_momentum,
+      epsilon=self.bn_epsilon,
+      scale_init=nn.initializers.zeros,
+      bias_init=nn.initializers.zeros,
+      axis_name=self.batch_axis_name,
+      name="bn",
+    )(w_y, video_mask_B, use_running_average=not train)
     return h_BxHxWxC + w_y
 
 
@@ -311,18 +350,26 @@ class RealSmileNet(JitInitModule):
     # Global index of this batch's first video (a shard's offset in the data-parallel step): the dropout masks
     # of a video do not depend on how the batch is split.
     row_offset = 0 if self.batch_axis_name is None else jax.lax.axis_index(self.batch_axis_name) * b
-    x = FrameEncoder(self.encoder_channels, self.encoder_dropout, self.bn_momentum, self.bn_epsilon,
-                     self.conv_impl, self.batch_axis_name, name="encoder")(x, mask_BxT, train=train,
-                                                                            row_offset=row_offset)
+    x = FrameEncoder(
+      self.encoder_channels,
+      self.encoder_dropout,
+      self.bn_momentum,
+      self.bn_epsilon,
+      self.conv_impl,
+      self.batch_axis_name,
+      name="encoder",
+    )(x, mask_BxT, train=train, row_offset=row_offset)
     h = MaskedConvLSTM(self.hidden, unroll=self.scan_unroll, name="convlstm")(x, mask_BxT)
     z = NonLocalBlock(self.nonlocal_channels, self.bn_momentum, self.bn_epsilon, self.batch_axis_name, name="nonlocal")(
-        h, video_mask_B, train=train)
+      h, video_mask_B, train=train
+    )
 
     # Final branch (spec §3.5).
     y = avg_pool2(z)
     y = torch_conv(self.final_channels, 2, z.shape[-1], padding="VALID", name="final_conv")(y)
-    y = MaskedBatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon, axis_name=self.batch_axis_name,
-                        name="final_bn")(y, video_mask_B, use_running_average=not train)
+    y = MaskedBatchNorm(
+      momentum=self.bn_momentum, epsilon=self.bn_epsilon, axis_name=self.batch_axis_name, name="final_bn"
+    )(y, video_mask_B, use_running_average=not train)
     y = RowDropout(self.final_dropout)(nn.relu(y), deterministic=not train, row_offset=row_offset)
     feats = y.reshape(b, -1)
     logit = torch_dense(1, feats.shape[-1], name="classifier")(feats)[:, 0]

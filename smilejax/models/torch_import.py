@@ -34,30 +34,31 @@ from smilejax.errors import InputError
 
 # Our path (tuple) -> [O]'s module prefix, per layer kind.
 _CONVS = {
-    ("ta", "conv"): ("TA.conv", 3, 3, 3),
-    ("encoder", "conv1"): ("encoder.1.conv", 4, 3, 3),
-    ("encoder", "conv2"): ("encoder.3.conv", 6, 4, 3),
-    ("convlstm",): ("decoder.cell.conv", 32, 14, 3),
-    ("nonlocal", "theta"): ("pool.0.theta", 4, 8, 1),
-    ("nonlocal", "phi"): ("pool.0.phi.0", 4, 8, 1),
-    ("nonlocal", "g"): ("pool.0.g.0", 4, 8, 1),
-    ("nonlocal", "w"): ("pool.0.W.0", 8, 4, 1),
-    ("final_conv",): ("pool.2.conv", 10, 8, 2),
+  ("ta", "conv"): ("TA.conv", 3, 3, 3),
+  ("encoder", "conv1"): ("encoder.1.conv", 4, 3, 3),
+  ("encoder", "conv2"): ("encoder.3.conv", 6, 4, 3),
+  ("convlstm",): ("decoder.cell.conv", 32, 14, 3),
+  ("nonlocal", "theta"): ("pool.0.theta", 4, 8, 1),
+  ("nonlocal", "phi"): ("pool.0.phi.0", 4, 8, 1),
+  ("nonlocal", "g"): ("pool.0.g.0", 4, 8, 1),
+  ("nonlocal", "w"): ("pool.0.W.0", 8, 4, 1),
+  ("final_conv",): ("pool.2.conv", 10, 8, 2),
 }
 _BNS = {
-    ("encoder", "bn0"): ("encoder.0", 3),
-    ("encoder", "bn1"): ("encoder.1.bn", 4),
-    ("encoder", "bn2"): ("encoder.3.bn", 6),
-    ("nonlocal", "bn"): ("pool.0.W.1", 8),
-    ("final_bn",): ("pool.2.bn", 10),
+  ("encoder", "bn0"): ("encoder.0", 3),
+  ("encoder", "bn1"): ("encoder.1.bn", 4),
+  ("encoder", "bn2"): ("encoder.3.bn", 6),
+  ("nonlocal", "bn"): ("pool.0.W.1", 8),
+  ("final_bn",): ("pool.2.bn", 10),
 }
 _CLASSIFIER = "pool.5"
 _FINAL_CWH = (10, 5, 5)  # the classifier input as PyTorch flattens it: (C, W, H)
 
 TORCH_KEYS: tuple[str, ...] = tuple(
-    [f"{p}.{leaf}" for p, *_ in _CONVS.values() for leaf in ("weight", "bias")]
-    + [f"{p}.{leaf}" for p, _ in _BNS.values() for leaf in ("weight", "bias", "running_mean", "running_var")]
-    + [f"{_CLASSIFIER}.weight", f"{_CLASSIFIER}.bias"])
+  [f"{p}.{leaf}" for p, *_ in _CONVS.values() for leaf in ("weight", "bias")]
+  + [f"{p}.{leaf}" for p, _ in _BNS.values() for leaf in ("weight", "bias", "running_mean", "running_var")]
+  + [f"{_CLASSIFIER}.weight", f"{_CLASSIFIER}.bias"]
+)
 """Every state_dict entry the import reads (``num_batches_tracked`` entries may be present and are ignored)."""
 
 
@@ -75,7 +76,7 @@ def realsmilenet_variables_from_torch(state_dict: Mapping[str, Any], *, source: 
   or a non-finite value, and for keys this mapping does not know (a different model variant), so that nothing is
   silently left at its initial value or dropped.
   """
-  sd = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state_dict.items()}
+  sd = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state_dict.items()}
 
   def get(key: str, shape: tuple[int, ...]) -> np.ndarray:
     if key not in sd:
@@ -107,6 +108,8 @@ def realsmilenet_variables_from_torch(state_dict: Mapping[str, Any], *, source: 
     _set(stats, path, "var", var)
   n = int(np.prod(_FINAL_CWH))
   w = get(f"{_CLASSIFIER}.weight", (1, n)).reshape(1, *_FINAL_CWH)  # (out, C, W, H)
-  params["classifier"] = {"kernel": np.ascontiguousarray(w.transpose(3, 2, 1, 0).reshape(n, 1)),  # (H, W, C) x out
-                          "bias": get(f"{_CLASSIFIER}.bias", (1,))}
+  params["classifier"] = {
+    "kernel": np.ascontiguousarray(w.transpose(3, 2, 1, 0).reshape(n, 1)),  # (H, W, C) x out
+    "bias": get(f"{_CLASSIFIER}.bias", (1,)),
+  }
   return {"params": params, "batch_stats": stats}

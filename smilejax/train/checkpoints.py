@@ -72,9 +72,13 @@ def checkpoint_manager(model_dir: Path, *, track_best: bool, read_only: bool = F
   if track_best:
     policies.append(ocp_policies.BestN(get_metric_fn=selection_key, n=1, keep_checkpoints_without_metrics=False))
   options = ocp.CheckpointManagerOptions(
-      best_fn=selection_key if track_best else None, best_mode="max",
-      preservation_policy=ocp_policies.AnyPreservationPolicy(policies),
-      enable_async_checkpointing=False, create=not read_only, cleanup_tmp_directories=not read_only)
+    best_fn=selection_key if track_best else None,
+    best_mode="max",
+    preservation_policy=ocp_policies.AnyPreservationPolicy(policies),
+    enable_async_checkpointing=False,
+    create=not read_only,
+    cleanup_tmp_directories=not read_only,
+  )
   ckpt_dir = (Path(model_dir) / CHECKPOINT_DIR).absolute()
   try:
     return ocp.CheckpointManager(ckpt_dir, options=options, item_names=("state", "history"))
@@ -82,13 +86,24 @@ def checkpoint_manager(model_dir: Path, *, track_best: bool, read_only: bool = F
     raise InputError(f"{ckpt_dir}: cannot open the checkpoint directory ({one_line(e)})") from e
 
 
-def save_epoch(mngr: ocp.CheckpointManager, epoch: int, state: TrainState, records: Sequence[Mapping[str, Any]], *,
-               metrics: Mapping[str, Any] | None) -> None:
+def save_epoch(
+  mngr: ocp.CheckpointManager,
+  epoch: int,
+  state: TrainState,
+  records: Sequence[Mapping[str, Any]],
+  *,
+  metrics: Mapping[str, Any] | None,
+) -> None:
   """Checkpoint ``epoch``: the state and the history ``records`` (``metrics``: what ``selection_key`` ranks, None
   without validation); returns when it is on disk."""
-  mngr.save(epoch, args=ocp.args.Composite(
+  mngr.save(
+    epoch,
+    args=ocp.args.Composite(
       state=ocp.args.StandardSave(jax.tree_util.tree_map(np.asarray, state.as_dict())),
-      history=ocp.args.JsonSave({"epochs": records})), metrics=metrics)
+      history=ocp.args.JsonSave({"epochs": records}),
+    ),
+    metrics=metrics,
+  )
   mngr.wait_until_finished()
 
 
@@ -97,8 +112,9 @@ def restore(mngr: ocp.CheckpointManager, step: int, template: TrainState) -> tup
   foreign checkpoint is a one-line InputError naming the directory."""
   template_tree = jax.tree_util.tree_map(np.asarray, template.as_dict())
   try:
-    out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template_tree),
-                                                     history=ocp.args.JsonRestore()))
+    out = mngr.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(template_tree), history=ocp.args.JsonRestore())
+    )
     state = TrainState.from_dict(jax.tree_util.tree_map(jnp.asarray, dict(out["state"])))
     history = dict(out["history"])
     if jax.tree_util.tree_structure(state) != jax.tree_util.tree_structure(template):
@@ -109,6 +125,7 @@ def restore(mngr: ocp.CheckpointManager, step: int, template: TrainState) -> tup
     if not isinstance(history.get("epochs"), list):
       raise ValueError("history has no epochs list")
   except Exception as e:  # noqa: BLE001 -- corrupt or foreign checkpoint: one line naming the directory
-    raise InputError(f"{Path(mngr.directory)}: broken checkpoint at epoch {step} ({one_line(e)}); delete the "
-                     f"directory to retrain") from e
+    raise InputError(
+      f"{Path(mngr.directory)}: broken checkpoint at epoch {step} ({one_line(e)}); delete the directory to retrain"
+    ) from e
   return state, history

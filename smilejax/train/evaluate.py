@@ -14,8 +14,16 @@ from smilejax.train.examples import Examples, Standardizer, eval_batches, take_b
 from smilejax.train.steps import Steps
 
 
-def predict(steps: Steps, variables: Any, ex: Examples, *, batch_size: int, bucket: int,
-            standardizer: Standardizer | None = None, want_features: bool = False):
+def predict(
+  steps: Steps,
+  variables: Any,
+  ex: Examples,
+  *,
+  batch_size: int,
+  bucket: int,
+  standardizer: Standardizer | None = None,
+  want_features: bool = False,
+):
   """Evaluation-mode logits [N] (and final-branch features [N, F]) of every example, in ``ex`` order."""
   n = len(ex)
   logits = np.zeros(n, np.float32)
@@ -38,8 +46,9 @@ def predict(steps: Steps, variables: Any, ex: Examples, *, batch_size: int, buck
   return (logits, feats) if want_features else logits
 
 
-def predict_batch(steps: Steps, variables: Any, standardizer: Standardizer | None, x: Any,
-                  lengths: Any) -> tuple[np.ndarray, np.ndarray]:
+def predict_batch(
+  steps: Steps, variables: Any, standardizer: Standardizer | None, x: Any, lengths: Any
+) -> tuple[np.ndarray, np.ndarray]:
   """(P(spontaneous)_B, feats_BxF) of one batch in evaluation mode; ``x`` raw (standardised here when a
   ``standardizer`` is given), frames uint8 or in [0, 1]."""
   if standardizer is not None:

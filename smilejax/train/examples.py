@@ -80,8 +80,11 @@ class Standardizer:
 
     A feature that is constant on the training split (max == min, tested exactly) gets std 1.
     """
-    rows = np.concatenate([np.asarray(a, np.float64) for a in x], axis=0) if isinstance(x, (list, tuple)) \
-        else np.asarray(x, np.float64)
+    rows = (
+      np.concatenate([np.asarray(a, np.float64) for a in x], axis=0)
+      if isinstance(x, (list, tuple))
+      else np.asarray(x, np.float64)
+    )
     rows = rows.reshape(-1, rows.shape[-1])
     mean = rows.mean(axis=0)
     std = rows.std(axis=0)
@@ -128,6 +131,6 @@ def eval_batches(ex: Examples, batch_size: int) -> list[np.ndarray]:
   order = np.argsort(ex.lengths(), kind="stable")
   out = []
   for start in range(0, len(order), batch_size):
-    idx = order[start:start + batch_size]
+    idx = order[start : start + batch_size]
     out.append(np.concatenate([idx, np.full(batch_size - len(idx), idx[0])]) if len(idx) < batch_size else idx)
   return out

@@ -8,8 +8,20 @@ from typing import Any
 from smilejax.fileio import jsonable
 
 # Keys of a train config that ``fit`` uses (and writes to config.json); configs/__init__.py holds their values.
-TRAIN_KEYS = ("batch_size", "eval_batch_size", "learning_rate", "adam_b1", "adam_b2", "adam_eps", "l2_weight",
-              "selection", "epochs", "bucket", "checkpoint_interval_s", "data_parallel")
+TRAIN_KEYS = (
+  "batch_size",
+  "eval_batch_size",
+  "learning_rate",
+  "adam_b1",
+  "adam_b2",
+  "adam_eps",
+  "l2_weight",
+  "selection",
+  "epochs",
+  "bucket",
+  "checkpoint_interval_s",
+  "data_parallel",
+)
 SELECTIONS = ("val", "fixed")
 # Options that cannot change a result, so a run may be resumed with other values: ``data_parallel`` changes only the
 # float32 summation order (``smilejax.train.steps``), as another core count does.
@@ -20,8 +32,10 @@ def require_keys(train_cfg: Mapping[str, Any], keys: Iterable[str], *, caller: s
   """ValueError naming every key of ``keys`` that ``train_cfg`` lacks."""
   missing = [k for k in keys if k not in train_cfg]
   if missing:
-    raise ValueError(f"{caller}: the train config lacks {', '.join(missing)} (configs/__init__.py, paper_config, "
-                     f"holds every training option)")
+    raise ValueError(
+      f"{caller}: the train config lacks {', '.join(missing)} (configs/__init__.py, paper_config, "
+      f"holds every training option)"
+    )
 
 
 def train_options(train_cfg: Any) -> dict[str, Any]:

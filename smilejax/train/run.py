@@ -45,12 +45,12 @@ class FitResult:
   selected_epoch: int
   epochs: int
   test_ids: tuple[str, ...]
-  test_prob: np.ndarray           # P(spontaneous) per test video, ``test_ids`` order
+  test_prob: np.ndarray  # P(spontaneous) per test video, ``test_ids`` order
   test_acc: float
   val_acc: float | None
   val_loss: float | None
   history: list[dict]
-  variables: Any                  # {'params', ['batch_stats']} of the selected epoch
+  variables: Any  # {'params', ['batch_stats']} of the selected epoch
   module: Any
   steps: Steps
   standardizer: Standardizer | None
@@ -62,9 +62,18 @@ class FitResult:
     return predict_batch(self.steps, self.variables, self.standardizer, x, lengths)
 
 
-def fit(model_name: str, model_cfg: Any, train_cfg: Any, data: Mapping[str, Any], model_dir: str | Path, *,
-        seed: int = 0, log_prefix: str = "", feature_splits: Sequence[str] = (),
-        epoch_callback: Callable[[int, dict], None] | None = None) -> FitResult:
+def fit(
+  model_name: str,
+  model_cfg: Any,
+  train_cfg: Any,
+  data: Mapping[str, Any],
+  model_dir: str | Path,
+  *,
+  seed: int = 0,
+  log_prefix: str = "",
+  feature_splits: Sequence[str] = (),
+  epoch_callback: Callable[[int, dict], None] | None = None,
+) -> FitResult:
   """Train one model on one fold and test the selected epoch once.
 
   model_name: the method key used in logs and errors (e.g. "realsmilenet", "fusion_all"); the architecture is
@@ -103,17 +112,28 @@ def fit(model_name: str, model_cfg: Any, train_cfg: Any, data: Mapping[str, Any]
 
   # Shape of one example without the time axis: what load_trained needs to rebuild the parameter template.
   input_shape = list(np.shape(train.x[0])[1:] if train.sequential else np.shape(train.x[0]))
-  run_config = {"method": model_name, "arch": arch, "model": model_cfg_d, "train": tcfg, "epochs": epochs,
-                "seed": int(seed), "input": "sequence" if train.sequential else "vector", "input_shape": input_shape,
-                "n_train": len(train), "n_val": len(val) if val is not None else 0, "n_test": len(test)}
+  run_config = {
+    "method": model_name,
+    "arch": arch,
+    "model": model_cfg_d,
+    "train": tcfg,
+    "epochs": epochs,
+    "seed": int(seed),
+    "input": "sequence" if train.sequential else "vector",
+    "input_shape": input_shape,
+    "n_train": len(train),
+    "n_val": len(val) if val is not None else 0,
+    "n_test": len(test),
+  }
   _check_or_write_config(model_dir / "config.json", run_config)
 
   standardizer = None
   if model_cfg_d.get("standardize", False):
     standardizer = Standardizer.fit(train.x)
     standardizer.save(model_dir / "standardizer.npz")
-    train, val, test = (None if ex is None else Examples(standardizer.apply(ex.x), ex.y, ex.ids)
-                        for ex in (train, val, test))
+    train, val, test = (
+      None if ex is None else Examples(standardizer.apply(ex.x), ex.y, ex.ids) for ex in (train, val, test)
+    )
 
   steps = get_steps(arch, model_cfg_d, tcfg)
   template = init_state(steps, _example_input(run_config), seed=seed)
@@ -126,7 +146,7 @@ def fit(model_name: str, model_cfg: Any, train_cfg: Any, data: Mapping[str, Any]
       raise InputError(f"{mngr.directory}: holds epoch {latest} > the configured {epochs} epochs")
     state, history = restore(mngr, latest, template)
     logging.info("%s%s: resuming after epoch %d of %d", log_prefix, model_name, latest, epochs)
-  records = list(history["epochs"])[:latest or 0]
+  records = list(history["epochs"])[: latest or 0]
   _rewrite_metrics(model_dir / "metrics.jsonl", records)
 
   interval = float(tcfg["checkpoint_interval_s"])
@@ -135,26 +155,40 @@ def fit(model_name: str, model_cfg: Any, train_cfg: Any, data: Mapping[str, Any]
     t0 = time.time()
     order = epoch_order(len(train), batch_size=bsz, seed=seed, epoch=epoch - 1)
     state, losses = _train_epoch(model_name, steps, state, train, order, bucket=bucket, epoch=epoch)
-    record = {"epoch": epoch, "step": int(state.step), "train_loss": float(np.mean(losses)),
-              "val_loss": None, "val_acc": None, "devices": 1 if steps.mesh is None else steps.mesh.size}
+    record = {
+      "epoch": epoch,
+      "step": int(state.step),
+      "train_loss": float(np.mean(losses)),
+      "val_loss": None,
+      "val_acc": None,
+      "devices": 1 if steps.mesh is None else steps.mesh.size,
+    }
     if val is not None:
-      vacc, vloss = accuracy_and_loss(predict(steps, steps.on_one_device(state.variables), val, batch_size=ebsz,
-                                              bucket=bucket), val.y)
+      vacc, vloss = accuracy_and_loss(
+        predict(steps, steps.on_one_device(state.variables), val, batch_size=ebsz, bucket=bucket), val.y
+      )
       record.update(val_loss=vloss, val_acc=vacc)
     record["seconds"] = round(time.time() - t0, 3)
     records.append(record)
     new_best = val is not None and select_epoch(records, selection) == epoch
     if interval <= 0 or new_best or epoch == epochs or time.time() - last_save >= interval:
-      metrics = ({k: record[k] for k in ("epoch", "val_acc", "val_loss")} if val is not None else None)
+      metrics = {k: record[k] for k in ("epoch", "val_acc", "val_loss")} if val is not None else None
       save_epoch(mngr, epoch, state, records, metrics=metrics)
       last_save = time.time()
     with open(model_dir / "metrics.jsonl", "a") as f:
       f.write(json.dumps(record) + "\n")
     eta = np.mean([r["seconds"] for r in records[-3:]]) * (epochs - epoch)
-    logging.info("%s%s epoch %d/%d: train_loss %.4f%s (%.1f s, ETA %.0f s)", log_prefix, model_name, epoch,
-                 epochs, record["train_loss"],
-                 f", val_loss {record['val_loss']:.4f} val_acc {record['val_acc']:.3f}" if val is not None else "",
-                 record["seconds"], eta)
+    logging.info(
+      "%s%s epoch %d/%d: train_loss %.4f%s (%.1f s, ETA %.0f s)",
+      log_prefix,
+      model_name,
+      epoch,
+      epochs,
+      record["train_loss"],
+      f", val_loss {record['val_loss']:.4f} val_acc {record['val_acc']:.3f}" if val is not None else "",
+      record["seconds"],
+      eta,
+    )
     if epoch_callback is not None:
       epoch_callback(epoch, record)
 
@@ -172,17 +206,39 @@ def fit(model_name: str, model_cfg: Any, train_cfg: Any, data: Mapping[str, Any]
     ex = {"train": train, "val": val, "test": test}[name]
     if ex is not None:
       feats[name] = predict(steps, variables, ex, batch_size=ebsz, bucket=bucket, want_features=True)[1]
-  logging.info("%s%s: selected epoch %d of %d%s; test accuracy %.3f", log_prefix, model_name, selected, epochs,
-               f" (val_acc {sel['val_acc']:.3f})" if val is not None else "", test_acc)
-  return FitResult(method=model_name, arch=arch, selected_epoch=selected, epochs=epochs, test_ids=test.ids,
-                   test_prob=sigmoid(test_logits), test_acc=test_acc, val_acc=sel["val_acc"],
-                   val_loss=sel["val_loss"], history=records, variables=variables, module=steps.module,
-                   steps=steps, standardizer=standardizer, model_dir=model_dir, features=feats,
-                   train_seconds=time.time() - t_start)
+  logging.info(
+    "%s%s: selected epoch %d of %d%s; test accuracy %.3f",
+    log_prefix,
+    model_name,
+    selected,
+    epochs,
+    f" (val_acc {sel['val_acc']:.3f})" if val is not None else "",
+    test_acc,
+  )
+  return FitResult(
+    method=model_name,
+    arch=arch,
+    selected_epoch=selected,
+    epochs=epochs,
+    test_ids=test.ids,
+    test_prob=sigmoid(test_logits),
+    test_acc=test_acc,
+    val_acc=sel["val_acc"],
+    val_loss=sel["val_loss"],
+    history=records,
+    variables=variables,
+    module=steps.module,
+    steps=steps,
+    standardizer=standardizer,
+    model_dir=model_dir,
+    features=feats,
+    train_seconds=time.time() - t_start,
+  )
 
 
-def _train_epoch(model_name: str, steps: Steps, state: TrainState, train: Examples, order: np.ndarray, *,
-                 bucket: int, epoch: int) -> tuple[TrainState, list[float]]:
+def _train_epoch(
+  model_name: str, steps: Steps, state: TrainState, train: Examples, order: np.ndarray, *, bucket: int, epoch: int
+) -> tuple[TrainState, list[float]]:
   """One training step per row of ``order`` (example weights all 1); a non-finite loss aborts the run."""
   train_y = train.y.astype(np.float32)
   ones = np.ones(order.shape[1], np.float32)
@@ -192,8 +248,9 @@ def _train_epoch(model_name: str, steps: Steps, state: TrainState, train: Exampl
     state, m = steps.train_step(state, x, lengths, train_y[idx], ones)
     loss = float(m["loss"])
     if not math.isfinite(loss):
-      raise FloatingPointError(f"{model_name}: non-finite training loss {loss} at step {int(state.step)} "
-                               f"(epoch {epoch}); aborting")
+      raise FloatingPointError(
+        f"{model_name}: non-finite training loss {loss} at step {int(state.step)} (epoch {epoch}); aborting"
+      )
     losses.append(loss)
   return state, losses
 
@@ -215,8 +272,10 @@ def _check_or_write_config(path: Path, run_config: dict) -> None:
     new = _comparable(run_config)
     if old != new:
       diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-      raise InputError(f"{path.parent}: holds a run with another configuration (differs in {', '.join(diff)}); "
-                       f"use another workdir or delete it")
+      raise InputError(
+        f"{path.parent}: holds a run with another configuration (differs in {', '.join(diff)}); "
+        f"use another workdir or delete it"
+      )
     return
   write_json(path, run_config)
 
@@ -275,5 +334,11 @@ def load_trained(model_dir: str | Path) -> TrainedModel:
   if selected != latest:
     state, _ = restore(mngr, selected, template)
   mngr.close()
-  return TrainedModel(module=steps.module, variables=state.variables, standardizer=standardizer, config=cfg,
-                      selected_epoch=selected, steps=steps)
+  return TrainedModel(
+    module=steps.module,
+    variables=state.variables,
+    standardizer=standardizer,
+    config=cfg,
+    selected_epoch=selected,
+    steps=steps,
+  )

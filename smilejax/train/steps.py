@@ -50,13 +50,17 @@ class TrainState:
   rng: jax.Array  # base dropout key (raw uint32[2]); step s uses fold_in(rng, s)
 
   def as_dict(self) -> dict[str, Any]:
-    return {"step": self.step, "params": self.params, "batch_stats": self.batch_stats,
-            "opt_state": self.opt_state, "rng": self.rng}
+    return {
+      "step": self.step,
+      "params": self.params,
+      "batch_stats": self.batch_stats,
+      "opt_state": self.opt_state,
+      "rng": self.rng,
+    }
 
   @classmethod
   def from_dict(cls, d: Mapping[str, Any]) -> "TrainState":
-    return cls(step=d["step"], params=d["params"], batch_stats=d["batch_stats"], opt_state=d["opt_state"],
-               rng=d["rng"])
+    return cls(step=d["step"], params=d["params"], batch_stats=d["batch_stats"], opt_state=d["opt_state"], rng=d["rng"])
 
   @property
   def variables(self) -> dict[str, Any]:
@@ -96,8 +100,18 @@ def split_over_batch(apply: Callable, mesh: Mesh) -> Callable:
   return jax.shard_map(apply, mesh=mesh, in_specs=(whole, whole, split, split, whole), out_specs=(split, whole))
 
 
-def train_step(state: TrainState, x: jax.Array, lengths: jax.Array, y: jax.Array, w: jax.Array, *,
-               module: Any, tx: optax.GradientTransformation, l2_weight: float, mesh: Mesh | None = None):
+def train_step(
+  state: TrainState,
+  x: jax.Array,
+  lengths: jax.Array,
+  y: jax.Array,
+  w: jax.Array,
+  *,
+  module: Any,
+  tx: optax.GradientTransformation,
+  l2_weight: float,
+  mesh: Mesh | None = None,
+):
   """One Adam step on the objective of the module docstring. Returns (new state, metrics dict of scalars).
 
   With a ``mesh`` (axis ``BATCH_AXIS``) the model's apply runs split over the batch (``module`` must then have
@@ -106,8 +120,9 @@ def train_step(state: TrainState, x: jax.Array, lengths: jax.Array, y: jax.Array
   dropout_key = jax.random.fold_in(state.rng, state.step)
 
   def apply(params, batch_stats, x, lengths, key):
-    (logit, _), updates = module.apply(model_variables(params, batch_stats), x, lengths, train=True,
-                                       rngs={"dropout": key}, mutable=["batch_stats"])
+    (logit, _), updates = module.apply(
+      model_variables(params, batch_stats), x, lengths, train=True, rngs={"dropout": key}, mutable=["batch_stats"]
+    )
     return logit, updates
 
   if mesh is not None:
@@ -135,12 +150,15 @@ def eval_step(variables: Any, x: jax.Array, lengths: jax.Array, *, module: Any):
 
 def make_optimizer(train_cfg: Mapping[str, Any]) -> optax.GradientTransformation:
   """Adam(lr, b1, b2, eps), no weight decay, no schedule (realsmilenet.md §5)."""
-  return optax.adam(float(train_cfg["learning_rate"]), b1=float(train_cfg["adam_b1"]),
-                    b2=float(train_cfg["adam_b2"]), eps=float(train_cfg["adam_eps"]))
+  return optax.adam(
+    float(train_cfg["learning_rate"]),
+    b1=float(train_cfg["adam_b1"]),
+    b2=float(train_cfg["adam_b2"]),
+    eps=float(train_cfg["adam_eps"]),
+  )
 
 
-def init_variables(key: jax.Array, x: jax.Array, lengths: jax.Array, *, module: Any,
-                   tx: optax.GradientTransformation):
+def init_variables(key: jax.Array, x: jax.Array, lengths: jax.Array, *, module: Any, tx: optax.GradientTransformation):
   """(params, batch_stats, opt_state) of a fresh model initialised with ``key`` on the example batch ``x``."""
   variables = module.init({"params": key}, prepare_input(x), lengths, train=False)
   params = variables["params"]
@@ -212,8 +230,9 @@ def get_steps(arch: str, module_cfg: Mapping[str, Any], train_cfg: Mapping[str, 
   opt = {k: float(train_cfg[k]) for k in OPTIMIZER_KEYS}
   n_devices = 1
   if "batch_axis_name" in fields:
-    n_devices = data_parallel_devices(train_cfg["data_parallel"], int(train_cfg["batch_size"]),
-                                      jax.local_device_count())
+    n_devices = data_parallel_devices(
+      train_cfg["data_parallel"], int(train_cfg["batch_size"]), jax.local_device_count()
+    )
   return _steps_cached(arch, json.dumps(module_kw, sort_keys=True), json.dumps(opt, sort_keys=True), n_devices)
 
 
@@ -223,5 +242,6 @@ def init_state(steps: Steps, example_x: np.ndarray, *, seed: int) -> TrainState:
   x = jnp.asarray(example_x[None])
   lengths = jnp.full((1,), example_x.shape[0] if example_x.ndim > 1 else 1, jnp.int32)
   params, batch_stats, opt_state = steps.init(init_key, x, lengths)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                    opt_state=opt_state, rng=dropout_key)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats, opt_state=opt_state, rng=dropout_key
+  )
