@@ -1,29 +1,14 @@
 """Score one video and see why: per-method probabilities and per-AU attributions.
 
-Given a trained fold directory (``<workdir>/fold_XX``, written by smilejax.experiment) and one video's inputs
-(OpenFace CSV + smile-intensity file, optionally the mp4), :func:`explain_video`
-
-1. computes the AUDA features (``smilejax.auda.extract``; auda.md §7–10),
-2. loads the trained models (``smilejax.train.load_trained(<fold_dir>/<method>)``),
-3. returns each method's probability p = sigmoid(logit) and, for the three AUDA models, per-AU attributions.
-
-Attribution = gradient × input of the model's **logit** with respect to the **standardised** input
-z = (x − μ_train) / σ_train:  a_i = z_i · ∂logit/∂z_i. For a linear model logit = w·z + b this is exactly w_i z_i,
-the feature's contribution relative to the average training video (z = 0); positive values push towards
-"spontaneous" (label 1), negative towards "posed". Per-AU sums:
-
-- AU-wise (476 = segments × 119, auda.md §8, §10): every feature belongs to one AU (amplitude, mean, max: index a;
-  mean Δ / max Δ interlaced: 51 + 2a + k, 85 + 2a + k); sum over the features of the AU.
-- cross-AU (4352 = segments × 1088, §9): every feature belongs to one AU pair (i, j); its attribution is split half
-  to AU i and half to AU j.
-- frame-wise (154 per sampled frame, §7): the 9 columns of AU a (a, 17 + a, …, 136 + a) summed over all sampled
-  frames; the SI column (153) is reported as its own row "SI".
-
-The sums of a_i over all features do not add up to the logit (gradient × input is not complete for non-linear
-models); they rank AUs by their local first-order influence. RealSmileNet and the two fusions get probabilities
-only (no per-AU attribution: their inputs are pixels or other models' features).
-
-The feature layout (which AU a feature index belongs to, feature names) is ``smilejax.auda.layout``'s.
+``explain_video`` computes the video's AUDA features (``auda.extract``, auda.md §7-§10), loads a trained fold's
+models (``train.load_trained``) and returns each method's P(spontaneous) and, for the three AUDA models, per-AU
+attributions: gradient x input of the logit with respect to the standardised input z = (x - mu_train) / sigma_train,
+a_i = z_i * dlogit/dz_i (for a linear model exactly w_i z_i, the feature's contribution relative to the average
+training video; positive pushes towards "spontaneous"). Features are summed per AU with the layout of
+``auda.layout.feature_to_au_matrix``: AU-wise features belong to one AU, a cross-AU feature is split half to each AU
+of its pair, frame-wise columns are summed over the sampled frames and the SI column is its own row "SI". The sums
+rank AUs by local first-order influence; they do not add up to the logit. RealSmileNet and the fusions get
+probabilities only (their inputs are pixels or other models' features).
 """
 
 from __future__ import annotations
