@@ -89,7 +89,7 @@ def fusion_barrier(tree: Any) -> Any:
 
   ``jax.lax.optimization_barrier`` is dropped by XLA's CPU pipeline before fusion, and XLA then fuses cheap-looking
   producers (a BatchNorm, a time difference, a small convolution) into every consumer, e.g. into each of a
-  convolution's 27 taps, recomputing them there (measured 1.2-4x slower). A data-dependent while loop is a
+  convolution's 27 taps, recomputing them there (slower; benchmarks/README.md). A data-dependent while loop is a
   boundary XLA keeps. The gradient is the identity (the cotangent goes through the same barrier).
   """
   return _while_identity(tree)
@@ -140,7 +140,7 @@ def _windows(x: Array, k: int, *, padded: bool = False) -> list[Array]:
   return [xp[..., dy : dy + h, dx : dx + w] for dy in range(k) for dx in range(k)]
 
 
-KERNEL_GRAD_CHUNK_BYTES = 1 << 21  # patch matrix + cotangent per chunk: ~2 MB stays in this CPU's caches
+KERNEL_GRAD_CHUNK_BYTES = 1 << 21  # patch matrix + cotangent per chunk: small enough to stay in the CPU's caches
 
 
 def conv_kernel_grad(
@@ -158,10 +158,8 @@ def conv_kernel_grad(
 
   Computed chunk by chunk over the leading (frame) axes, one matrix product per chunk,
   P (k k I x positions) . G^T (positions x O), where P stacks the k*k input windows channel-major. A chunk holds
-  about ``chunk_bytes`` of P and G, so both stay in cache. Measured on the 2-core development CPU (B = 16, T = 50,
-  one thread): for the 48 x 48 encoder convolutions this is 3-6x faster than one dot per tap over all frames, and
-  an im2col over all frames at once (a 200 MB patch matrix) is ~10x slower; XLA's own kernel-gradient convolution
-  is ~100x slower.
+  about ``chunk_bytes`` of P and G, so both stay in cache: on CPU this beats one dot per tap over all frames, an
+  im2col over all frames at once and, by far, XLA's own kernel-gradient convolution (benchmarks/README.md).
   """
   if padded and not channels_first:
     raise ValueError("conv_kernel_grad: padded=True needs channels_first=True")
@@ -200,7 +198,7 @@ def conv_same(x: Array, kernel_KxKxIxO: Array) -> Array:
 
   dL/dx is the same convolution of the cotangent with the spatially flipped, in/out-transposed kernel (the
   transpose of a 'SAME' correlation with an odd kernel) and dL/dK is :func:`conv_kernel_grad`; both are exactly
-  the gradient. XLA's own kernel-gradient convolution is ~100x slower on CPU for these shapes.
+  the gradient. Why: XLA's own kernel-gradient convolution is very slow on CPU for these shapes (benchmarks/README.md).
   """
   return _conv_same(x, varying_like(kernel_KxKxIxO, x))
 
@@ -225,9 +223,8 @@ _conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
 # --- Channels-first ("cnhw") representation ---------------------------------------------------------------------
 # RealSmileNet's temporal attention and encoder maps have 3-6 channels. Held channels-last (N x H x W x C) the
 # vectorised axis is 3-6 long; held channels-first (C x N x H x W, frames on a major axis) every tap of a
-# convolution is a scalar times a shifted slice whose rows are 48 (or 24) contiguous floats. Measured (one core,
-# 800 frames, 48 x 48): a 3->4 convolution 23 ms against 76 ms for the former channels-last polyphase code
-# (removed), its 4->3 input gradient 32 ms against 139 ms, lax.conv_general_dilated channels-last 231 ms.
+# convolution is a scalar times a shifted slice whose rows are 48 (or 24) contiguous floats, several times faster on
+# CPU than channels-last code or XLA's own convolution for these channel counts (benchmarks/README.md).
 
 
 def _conv_valid_cf(xp_Ix___xHpxWp: Array, kernel_KxKxIxO: Array) -> Array:
@@ -250,9 +247,7 @@ def _conv_cf(x_Ix___xHxW: Array, kernel_KxKxIxO: Array) -> tuple[Array, Array]:
   """'SAME' correlation of a channels-first map; returns (output, the materialised padded input).
 
   The taps read only the padded copy, which is materialised once (whatever produced ``x`` is fused into the
-  padding pass, not into every tap). Measured (one core, 800 frames, 48 x 48, 3 -> 4): taps that read a
-  while-loop barrier's output together with its padded copy took 52-64 ms, taps over one materialised padded
-  copy 40 ms.
+  padding pass, not into every tap), and the taps read nothing else (faster than reading the unpadded input too).
   """
   xp = fusion_barrier(_pad_hw(x_Ix___xHxW, kernel_KxKxIxO.shape[0] // 2))
   return _conv_valid_cf(xp, kernel_KxKxIxO), xp
@@ -325,7 +320,7 @@ def torch_dense(features: int, in_features: int, *, name: str | None = None) -> 
 
 def _pool2(x_NxHxWxC: Array, combine) -> Array:
   # Pairs of rows, then pairs of columns, combined elementwise: XLA fuses this into one loop, whereas a
-  # reduce over the split axes (or reduce_window) is ~8x slower on CPU for these small maps.
+  # reduce over the split axes (or reduce_window) is much slower on CPU for these small maps (benchmarks/README.md).
   *lead, h, w, c = x_NxHxWxC.shape
   y = x_NxHxWxC.reshape(*lead, h // 2, 2, w // 2, 2 * c)
   y = combine(y[..., 0, :, :], y[..., 1, :, :])
@@ -371,8 +366,8 @@ def lstm_gates(z: Array, c_prev: Array) -> tuple[Array, ...]:
   """LSTM gates from the pre-activations z = [z_i, z_f, z_o, z_g] (last axis): i, f, o = sigmoid, g = tanh,
   c = f c_prev + i g, h = o tanh(c). Returns (i, f, o, g, c, tanh(c), h) (the backward passes reuse the gates).
 
-  The three sigmoids are sigmoid(x) = (1 + tanh(x / 2)) / 2, so one tanh runs over all of z (one core, ConvLSTM
-  B = 16, T = 50, 12 x 12 x 8: forward 36 -> 16 ms, forward + backward 96 -> 78 ms; values within 2.4e-7)."""
+  The three sigmoids are sigmoid(x) = (1 + tanh(x / 2)) / 2, so one tanh runs over all of z: faster on CPU than
+  separate sigmoids, and equal to them within a few float32 ulps (benchmarks/README.md)."""
   hid = z.shape[-1] // 4
   half = jnp.asarray(np.repeat([0.5, 0.5, 0.5, 1.0], hid), z.dtype)
   t = jnp.tanh(z * half)
@@ -410,8 +405,8 @@ def _safe_l2_norm_jvp(primals, tangents):
 class JitInitModule(nn.Module):
   """Base class of the smilejax models: ``init`` runs under ``jax.jit``.
 
-  Eager ``Module.init`` dispatches (and compiles) every primitive of the forward pass one at a time; for
-  RealSmileNet that is minutes on a small CPU, while one compiled ``init`` takes seconds. Keyword arguments
+  Eager ``Module.init`` dispatches (and compiles) every primitive of the forward pass one at a time, which for
+  RealSmileNet is far slower than one compiled ``init`` (benchmarks/README.md). Keyword arguments
   (e.g. ``train=False``, ``method=``, ``mutable=``) are static; positional ones are traced. Results are identical.
   """
 
@@ -489,7 +484,7 @@ class MaskedBatchNorm(nn.Module):
         def masked_sum(v):
           # Sum over each mask entry first (contiguous), then over the real entries: where() on the small per-entry
           # sums, not on v, so a padded NaN/inf cannot reach the statistics (0 * inf = NaN), at a fraction of the
-          # cost of masking every element (one core, 3 x 800 x 48 x 48 channels-first: forward + backward 78 -> 29 ms).
+          # cost of masking every element (benchmarks/README.md).
           if cf:
             per_entry_sums = jnp.sum(v.reshape(c, n_entries, per_entry), 2)
             return total(jnp.sum(jnp.where(mask.reshape(1, n_entries), per_entry_sums, 0.0), 1))

@@ -1,48 +1,17 @@
 """RealSmileNet, the official ``org`` model, ported to Flax Linen (spec ``realsmilenet.md`` §1, §3, §4).
 
 One video of T real frames x_t (48 x 48 x 3, values in [0, 1], NHWC) goes through
-
 1. temporal attention  x'_t = x_t + x_t * Conv3x3_{3->3}(x_t - x_{t-1}),  with x_{-1} := x_0 (no difference at t=0);
 2. a frame encoder shared over frames: BN(3) -> Conv3x3 3->4 -> BN -> ReLU -> AvgPool2 -> Conv3x3 4->6 -> BN -> ReLU
    -> AvgPool2 -> Dropout2d(0.2) (12 x 12 x 6 per frame), its BatchNorms fed by real frames only;
-3. a ConvLSTM (hidden 8) scanned over time from a zero state, [i, f, o, g] = Conv3x3_{14->32}([x_t ; h_{t-1}]),
-   c_t = sig(f) c_{t-1} + sig(i) tanh(g), h_t = sig(o) tanh(c_t); the carry moves only on real frames, so the
-   output is h after each video's last real frame (12 x 12 x 8);
+3. a ConvLSTM (hidden 8) from a zero state, [i, f, o, g] = Conv3x3_{14->32}([x_t ; h_{t-1}]), c_t = sig(f) c_{t-1}
+   + sig(i) tanh(g), h_t = sig(o) tanh(c_t), moved only on real frames: output h after the last one (12 x 12 x 8);
 4. a dot-product non-local block, z = h + BN(Conv1x1_{4->8}(F g)), F = theta phi^T / 36 (gamma = beta = 0 at init);
 5. the final branch AvgPool2 -> Conv2x2_{8->10} (valid) -> BN -> ReLU -> Dropout(0.5) -> flatten (250 features);
-6. the classifier Dense 250 -> 1 (a logit; probability = sigmoid(logit)).
-
-5,273 trainable parameters and 62 BatchNorm running-statistic elements (spec §1).
-
-Batching (spec §4): videos are padded at the end to a common T and come with ``lengths_B``; padded frames are zeroed
-on entry, never reach a BatchNorm statistic nor the recurrence, so in evaluation mode every video's logit and
-features equal those of the same video run alone. A video with length 0 (a batch-filling dummy) also stays out of
-the per-video BatchNorms (non-local and final branch) in training.
-
-Implementation notes (speed on CPU; the function is unchanged, checked by tests against plain versions):
-
-- The ConvLSTM's single 3x3x14x32 kernel (one parameter tensor, as in the official model, which matters for the
-  per-tensor L2 regulariser of spec §5 and for importing weights, ``torch_import``) is applied as two convolutions
-  by linearity: the 6 input channels for all frames at once, outside the time loop, and only the 8 hidden channels
-  inside it. The time loop is a ``flax.linen.scan`` (:class:`ConvLSTMRecurrence`) of a parameter-free cell
-  (:class:`ConvLSTMCell`) that receives the hidden half of the kernel as a broadcast input, so the parameter tree is
-  unchanged (``convlstm/kernel``, ``convlstm/bias``). The cell's step is :func:`conv_lstm_step`, a
-  ``jax.custom_vjp`` with the exact gradient of one step written out: XLA's own transpose of the in-loop
-  convolution w.r.t. the kernel is a kernel-gradient convolution per step, ~100x slower on CPU than the patch
-  product used instead (``layers.conv_kernel_grad``).
-- ``conv_impl="cnhw"`` (default): the temporal attention and the encoder (3->3, 3->4, 4->6 channels, for which
-  XLA's CPU convolution is very slow) hold their maps channels-first, C x B x T x H x W, so each convolution tap is
-  a scalar times a shifted slice with 48 (24) contiguous floats per row; the convolutions' input gradients are the
-  same sums, their kernel gradients chunked patch products (``layers.conv_same_cf``), with
-  :func:`layers.fusion_barrier` between stages. On the 2-core development CPU (B = 16, T = 50, one core) the
-  training step went from 1.44-1.60 s with the former channels-last polyphase code (removed; as fast for
-  inference) to 0.64-0.77 s. ``conv_impl="lax"`` uses ``lax.conv_general_dilated`` channels-last (for
-  accelerators). Both share parameters, initialisation and results.
-- ``batch_axis_name``: for running inside ``jax.shard_map`` with the batch split over devices (the data-parallel
-  training step of ``smilejax.train``): the BatchNorms sum their statistics over the devices, and dropout draws each
-  video's masks from its global index in the batch (``layers.RowDropout``, also used on one device), so a split
-  batch computes what one device would. On the 2-core development CPU, one device per core trains ~1.2-1.3x faster
-  than one device running XLA's own multi-threading.
+6. the classifier Dense 250 -> 1, a logit (probability = sigmoid(logit)). 5,273 parameters, 62 BN statistics (§1).
+Batching (§4): videos padded at the end come with ``lengths_B``; padded frames are zeroed on entry and reach no
+BatchNorm statistic nor the recurrence, so in evaluation mode a video's outputs equal those of it run alone. A
+length-0 video (a batch filler) also stays out of the per-video BatchNorms (non-local, final branch) in training.
 """
 
 from __future__ import annotations
@@ -161,9 +130,9 @@ def conv_lstm_step(gx_BxHxWxG: Array, c_prev: Array, h_prev: Array, kernel_h: Ar
   Custom gradient (exact): with dc = dc_out + dh_out sig(o) (1 - tanh(c)^2), dz = [dc g i(1-i), dc c_prev f(1-f),
   dh_out tanh(c) o(1-o), dc i (1-g^2)]; dgx = dz, dc_prev = dc f, dh_prev = a forward-style convolution of dz with
   the flipped, in/out-transposed kernel, and dL/dkernel_h = corr(h_prev, dz) as one patch product over all positions
-  (``layers.conv_kernel_grad``). XLA's own transpose of this convolution w.r.t. the kernel is a kernel-gradient
-  convolution that is ~100x slower on CPU for these shapes. Inside ``jax.shard_map`` the replicated kernel is cast to
-  vary like the state first (``layers.varying_like``), as ``conv_same`` does.
+  (``layers.conv_kernel_grad``). Why: XLA's own transpose of this convolution w.r.t. the kernel is a kernel-gradient
+  convolution per step, very slow on CPU for these shapes (benchmarks/README.md). Inside ``jax.shard_map`` the
+  replicated kernel is cast to vary like the state first (``layers.varying_like``), as ``conv_same`` does.
   """
   return _conv_lstm_step(gx_BxHxWxG, c_prev, h_prev, varying_like(kernel_h, h_prev))
 
@@ -253,9 +222,11 @@ class MaskedConvLSTM(nn.Module):
 
   Gates [i, f, o, g] = split(Conv3x3([x_t ; h_{t-1}]) + b) (input channels first, then hidden). The carry (c, h)
   is replaced only where m_{b,t} is true: (c, h) := where(m, new, old) (spec §3.3, §4).
-  Parameters ``kernel`` (3, 3, C + hidden, 4 hidden) and ``bias`` (4 hidden), as the official single convolution.
-  By linearity the input channels' part of the convolution runs for all frames at once before the time loop; only
-  the hidden channels' part runs inside it (:class:`ConvLSTMRecurrence`, a ``flax.linen.scan``).
+  Parameters ``kernel`` (3, 3, C + hidden, 4 hidden) and ``bias`` (4 hidden): one tensor, as the official single
+  convolution (this matters for the per-tensor L2 term of spec §5 and for ``torch_import``). By linearity the input
+  channels' part of the convolution runs for all frames at once before the time loop; only the hidden channels'
+  part runs inside it (:class:`ConvLSTMRecurrence`, a ``flax.linen.scan``), with the exact one-step gradient of
+  :func:`conv_lstm_step`.
   """
 
   hidden: int = 8
@@ -313,6 +284,12 @@ class RealSmileNet(JitInitModule):
   Collections: ``params``, ``batch_stats`` (mutable in training); rng stream ``dropout`` (training only).
   ``feats`` are the flattened final-branch activations (after dropout in training, H-W-C order), i.e. the input of
   the classifier and what late fusion concatenates (spec §7).
+
+  ``conv_impl="cnhw"`` (default) holds the temporal attention's and the encoder's maps channels-first,
+  C x B x T x H x W, with hand-written convolutions and gradients (``layers.conv_same_cf``) and materialised stages
+  (``layers.fusion_barrier``), because XLA:CPU's own convolutions are slow for these 3-6 channels
+  (benchmarks/README.md); ``"lax"`` uses ``lax.conv_general_dilated`` channels-last (for accelerators). Both share
+  parameters, initialisation and results (the tests compare them). ``batch_axis_name``: see the field.
   """
 
   hidden: int = 8
@@ -324,7 +301,7 @@ class RealSmileNet(JitInitModule):
   bn_momentum: float = 0.9  # Flax convention: keep 0.9 of the old value (PyTorch momentum 0.1)
   bn_epsilon: float = 1e-5
   scan_unroll: int = 1
-  conv_impl: str = "cnhw"  # how TA and the encoder run: "cnhw" (fast on CPU) or "lax" (module docstring)
+  conv_impl: str = "cnhw"  # how TA and the encoder run: "cnhw" (fast on CPU) or "lax" (class docstring)
   # Set when the module runs inside jax.shard_map over a batch split on this mesh axis (smilejax.train's data-parallel
   # step): every BatchNorm then takes the statistics of the whole batch and each video draws its own dropout masks
   # (layers.RowDropout), as on one device.

@@ -1,26 +1,17 @@
 """Import the weights of the official PyTorch RealSmileNet (``org``) into :class:`RealSmileNet` (spec
 ``realsmilenet.md`` §1-§3; the layout rule is §2 "Layout").
 
-The state_dict keys are those of [O]'s ``DeepSmileNet(re="org")`` (Yan98/Deep-learning-for-genuine-and-posed-smile-
-classification, ``model.py``; module names only, learned from the official file), which ``benchmarks/torch_org.py``
-reproduces; an ``nn.DataParallel`` prefix ``module.`` is accepted. No torch is needed: pass the arrays, e.g.
-``{k: v.numpy() for k, v in torch.load(path).items()}``.
+Keys: [O]'s ``DeepSmileNet(re="org")`` state_dict (Yan98/Deep-learning-for-genuine-and-posed-smile-classification,
+``model.py``; ``benchmarks/torch_org.py`` has the same names), an ``nn.DataParallel`` prefix ``module.`` accepted.
+No torch needed: pass arrays, e.g. ``{k: v.numpy() for k, v in torch.load(path).items()}``.
 
-Layout (spec §2): [O]'s images are (C, W, H), i.e. transposed, and PyTorch kernels are (out, in, k_W, k_H) over
-them, while the port is NHWC with HWIO kernels. So every k x k kernel maps as
-
-    ours[p, q, i, o] = torch[o, i, q, p]          (numpy: torch.transpose(3, 2, 1, 0))
-
-(the two spatial axes swapped on top of the usual OIHW -> HWIO move), and the classifier's 250 inputs, which
-PyTorch flattens over (C, W, H) = (10, 5, 5) and the port over (H, W, C), map as
-
-    ours_kernel[(h * 5 + w) * 10 + c, 0] = torch_weight[0, (c * 5 + w) * 5 + h].
-
-Everything else is position-free: the non-local block's sums over positions do not depend on their order, pools
-and the 2x2 'VALID' conv commute with the transposition, and BatchNorm is per channel (``weight`` -> ``scale``,
-``bias`` -> ``bias``, ``running_mean`` -> ``mean``, ``running_var`` -> ``var``; ``num_batches_tracked`` is not
-used: the port's running average has a fixed momentum, as [O]'s). The ConvLSTM's input channels come first and
-the hidden ones after, gate order [i, f, o, g], in both.
+Layout: [O]'s images are (C, W, H) and its kernels (out, in, k_W, k_H) over them; the port is NHWC with HWIO
+kernels. So every k x k kernel maps as ours[p, q, i, o] = torch[o, i, q, p] (numpy ``transpose(3, 2, 1, 0)``), and
+the classifier's 250 inputs, flattened over (C, W, H) = (10, 5, 5) by PyTorch and over (H, W, C) here, as
+ours_kernel[(h * 5 + w) * 10 + c, 0] = torch_weight[0, (c * 5 + w) * 5 + h]. The rest is position-free (the
+non-local sums, the pools and the 2x2 'VALID' conv commute with the transposition). BatchNorm: weight, bias,
+running_mean, running_var -> scale, bias, mean, var (``num_batches_tracked`` unused: the momentum is fixed, as
+[O]'s). ConvLSTM: input channels first, then hidden, gate order [i, f, o, g], in both.
 """
 
 from __future__ import annotations
