@@ -11,13 +11,13 @@ evaluation, the validation setting).
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import time
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
 from smilejax.auda.framewise import framewise_jit
 from smilejax.auda.layout import AudaOptions, feature_dims, phase_labels, scale_window, scaled_windows
@@ -141,6 +141,72 @@ def _chunk_order(lengths, rows_used, chunk: int) -> np.ndarray:
   )
 
 
+def _extract_videos(
+  au_list: Sequence[np.ndarray],
+  si_list: Sequence[np.ndarray],
+  *,
+  fps: float,
+  opts: AudaOptions,
+  names: Sequence[str] | None,
+  bucket: int,
+  chunk_size: int | None,
+  workers: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """The scheduler behind :func:`extract_batch` and :func:`extract_corpus`, on per-video arrays: each compiled call
+  gets its chunk's videos zero-padded once, to the chunk's own bucketed length. Returns (frame [B, T_max, D],
+  au_wise [B, D], cross_au [B, D], phases int32 [B, T_max], lengths int64 [B]) in the input order."""
+  lengths = np.array([a.shape[0] for a in au_list], np.int64)
+  n_vid, t_len, n_au = len(au_list), int(lengths.max()), au_list[0].shape[1]
+  # validation; the first offending video is named
+  for b in range(n_vid):
+    if lengths[b] < _needed_frames(fps, opts) or not (
+      np.all(np.isfinite(au_list[b])) and np.all(np.isfinite(si_list[b]))
+    ):
+      label = names[b] if names is not None else f"video {b}"
+      _check_length(int(lengths[b]), label, fps, opts)
+      _check_finite(au_list[b], si_list[b], label)
+  dtype = jax.dtypes.canonicalize_dtype(au_list[0].dtype)  # float32 unless x64 is enabled
+  chunk = n_vid if not chunk_size else min(int(chunk_size), n_vid)
+  t_all = bucketed(t_len, bucket)
+
+  # phases for every video (float64), at the common bucketed length
+  si_p = np.zeros((n_vid, t_all), np.float64)
+  for b, si in enumerate(si_list):
+    si_p[b, : lengths[b]] = si
+  phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts, workers=workers)
+
+  # every video's label frames packed into rows at once (one NumPy pass instead of one per chunk); rows are used
+  # from row 0, so a chunk takes the first (most rows any of its videos uses, rounded up to a multiple of 4)
+  row_idx, row_count, row_label = row_indices(phases, lengths, phase_labels(opts), ROW_SIZE)
+  rows_used = np.sum(row_label >= 0, axis=1)
+  order = _chunk_order(lengths, rows_used, chunk)
+
+  n_d = feature_dims(opts, n_au)
+  frame = np.zeros((n_vid, t_len, n_d["frame"]), dtype)
+  au_wise = np.zeros((n_vid, n_d["au_wise"]), dtype)
+  cross = np.zeros((n_vid, n_d["cross_au"]), dtype)
+
+  def run_chunk(c0):  # chunks write disjoint rows of the outputs
+    idx = order[c0 : c0 + chunk]
+    t_c = min(bucketed(int(lengths[idx].max()), bucket), t_all)
+    full = np.concatenate([idx, np.repeat(idx[-1:], chunk - len(idx))])  # static chunk shape
+    au_c = np.zeros((chunk, t_c, n_au), dtype)
+    for i, b in enumerate(full):
+      au_c[i, : lengths[b]] = au_list[b]
+    n_rows = bucketed(int(rows_used[full].max()), 4)
+    rows = (row_idx[full, :n_rows], row_count[full, :n_rows], row_label[full, :n_rows])
+    out = _chunk_features(au_c, si_p[full, :t_c].astype(dtype), lengths[full], rows, fps=float(fps), opts=opts)
+    k, span = len(idx), min(t_c, t_len)
+    frame[idx, :span] = np.asarray(out["frame"])[:k, :span]
+    au_wise[idx] = np.asarray(out["au_wise"])[:k]
+    cross[idx] = np.asarray(out["cross_au"])[:k]
+
+  _map_in_threads(run_chunk, range(0, n_vid, chunk), workers)
+  phases_out = np.zeros((n_vid, t_len), np.int32)
+  phases_out[:, : min(t_len, t_all)] = phases[:, :t_len]
+  return frame, au_wise, cross, phases_out, lengths
+
+
 def extract_batch(
   au_BxTxA,
   si_BxT,
@@ -180,59 +246,26 @@ def extract_batch(
     )
   if names is not None and len(names) != au.shape[0]:
     raise ValueError(f"extract_batch: {len(names)} names for {au.shape[0]} videos")
-  n_vid, t_len, n_au = au.shape
-  # validation, vectorised; the first offending video is named
-  real_t = np.arange(t_len)[None, :] < lengths[:, None]
-  finite = np.all(np.isfinite(au) | ~real_t[:, :, None], axis=(1, 2)) & np.all(np.isfinite(si) | ~real_t, axis=1)
-  for b in np.flatnonzero((lengths > t_len) | (lengths < _needed_frames(fps, opts)) | ~finite)[:1]:
+  for b in np.flatnonzero(lengths > au.shape[1])[:1]:
     label = names[b] if names is not None else f"video {b}"
-    n = int(lengths[b])
-    if n > t_len:
-      raise InputError(f"{label}: length {n} exceeds the padded length {t_len}")
-    _check_length(n, label, fps, opts)
-    _check_finite(au[b, :n], si[b, :n], label)
+    raise InputError(f"{label}: length {int(lengths[b])} exceeds the padded length {au.shape[1]}")
   if not np.issubdtype(au.dtype, np.floating):
     au = au.astype(np.float32)
-  dtype = jax.dtypes.canonicalize_dtype(au.dtype)  # float32 unless x64 is enabled
-  chunk = n_vid if not chunk_size else min(int(chunk_size), n_vid)
-  t_all = bucketed(int(lengths.max()), bucket)
-
-  # phases for every video (float64), at the common bucketed length
-  si_p = np.zeros((n_vid, t_all), np.float64)
-  real = np.arange(min(t_len, t_all))[None, :] < lengths[:, None]
-  si_p[:, :t_len] = np.where(real, si[:, :t_all], 0.0)
-  phases = _phases_for(si_p, lengths.astype(np.int32), fps, opts, workers=workers)
-
-  # every video's label frames packed into rows at once (one NumPy pass instead of one per chunk); rows are used
-  # from row 0, so a chunk takes the first (most rows any of its videos uses, rounded up to a multiple of 4)
-  row_idx, row_count, row_label = row_indices(phases, lengths, phase_labels(opts), ROW_SIZE)
-  rows_used = np.sum(row_label >= 0, axis=1)
-  order = _chunk_order(lengths, rows_used, chunk)
-
-  n_d = feature_dims(opts, n_au)
-  frame = np.zeros((n_vid, t_len, n_d["frame"]), dtype)
-  au_wise = np.zeros((n_vid, n_d["au_wise"]), dtype)
-  cross = np.zeros((n_vid, n_d["cross_au"]), dtype)
-
-  def run_chunk(c0):  # chunks write disjoint rows of the outputs
-    idx = order[c0 : c0 + chunk]
-    t_c = min(bucketed(int(lengths[idx].max()), bucket), t_all)
-    full = np.concatenate([idx, np.repeat(idx[-1:], chunk - len(idx))])  # static chunk shape
-    au_c = np.zeros((chunk, t_c, n_au), dtype)
-    span = min(t_c, t_len)
-    au_c[:, :span] = au[full, :span]
-    n_rows = bucketed(int(rows_used[full].max()), 4)
-    rows = (row_idx[full, :n_rows], row_count[full, :n_rows], row_label[full, :n_rows])
-    out = _chunk_features(au_c, si_p[full, :t_c].astype(dtype), lengths[full], rows, fps=float(fps), opts=opts)
-    k = len(idx)
-    frame[idx, :span] = np.asarray(out["frame"])[:k, :span]
-    au_wise[idx] = np.asarray(out["au_wise"])[:k]
-    cross[idx] = np.asarray(out["cross_au"])[:k]
-
-  _map_in_threads(run_chunk, range(0, n_vid, chunk), workers)
-  phases_out = np.zeros((n_vid, t_len), np.int32)
-  phases_out[:, : min(t_len, t_all)] = phases[:, :t_len]
-  return AudaFeaturesBatch(frame, au_wise, cross, phases_out, ~np.any(phases_out > 0, axis=1), lengths.astype(np.int32))
+  t_len = au.shape[1]
+  frame, au_wise, cross, phases, _ = _extract_videos(
+    [au[b, :n] for b, n in enumerate(lengths)],
+    [si[b, :n] for b, n in enumerate(lengths)],
+    fps=fps,
+    opts=opts,
+    names=names,
+    bucket=bucket,
+    chunk_size=chunk_size,
+    workers=workers,
+  )
+  if frame.shape[1] < t_len:  # the caller's padding beyond the longest video
+    frame = np.pad(frame, ((0, 0), (0, t_len - frame.shape[1]), (0, 0)))
+    phases = np.pad(phases, ((0, 0), (0, t_len - phases.shape[1])))
+  return AudaFeaturesBatch(frame, au_wise, cross, phases, ~np.any(phases > 0, axis=1), lengths.astype(np.int32))
 
 
 def extract(au_TxA, si_T, *, fps: float = BASE_FPS, options=None, name: str | None = None, **overrides) -> AudaFeatures:
@@ -290,13 +323,14 @@ def extract_corpus(
 ) -> dict[str, dict]:
   """AUDA features of many videos of any lengths and frame rates, batched for :func:`extract_batch`.
 
-  Videos of one frame rate, in order of length (calls of similar lengths: fewer shapes to compile), are
-  zero-padded together, ``chunk_size`` x ``workers`` of them per call (one log line each when ``progress`` names
-  the task). ``au``: id -> [T, 17], cast to float32; ``sis``: id -> [T]; ``fps``: id -> frame rate.
+  Videos of one frame rate, in order of length (parts of similar lengths: fewer shapes to compile), are scheduled
+  ``chunk_size`` x ``workers`` at a time like :func:`extract_batch` (one log line each when ``progress`` names the
+  task); each compiled call pads its own chunk, once. ``au``: id -> [T, 17], cast to float32; ``sis``: id -> [T]; ``fps``: id -> frame rate.
 
   Returns {"frame": id -> float32 [T, 154], "phases": id -> int8 [T], "au_wise": id -> float32 [476],
   "cross_au": id -> float32 [4352], "no_smile": id -> bool}, each in the order of ``ids`` within a frame rate.
   """
+  opts = AudaOptions.from_config(options)
   chunk, workers = int(chunk_size), int(workers)
   step = max(1, chunk) * max(1, workers)
   by_fps: dict[float, list[str]] = {}
@@ -308,22 +342,23 @@ def extract_corpus(
     group = sorted(group, key=lambda v: len(sis[v]))
     for g0 in range(0, len(group), step):
       part = group[g0 : g0 + step]
-      lengths = np.array([len(sis[v]) for v in part], np.int64)
-      a = np.zeros((len(part), int(lengths.max()), au[part[0]].shape[1]), np.float32)
-      si = np.zeros((len(part), int(lengths.max())), np.float64)
-      for b, v in enumerate(part):
-        a[b, : lengths[b]] = au[v]
-        si[b, : lengths[b]] = sis[v]
-      f = extract_batch(
-        a, si, lengths, fps=rate, options=options, names=part, bucket=int(bucket), chunk_size=chunk, workers=workers
+      frame, au_wise, cross, phases, lengths = _extract_videos(
+        [np.asarray(au[v], np.float32) for v in part],
+        [np.asarray(sis[v], np.float64) for v in part],
+        fps=rate,
+        opts=opts,
+        names=part,
+        bucket=int(bucket),
+        chunk_size=chunk,
+        workers=workers,
       )
       for b, v in enumerate(part):
         n = lengths[b]
-        out["frame"][v] = np.asarray(f.frame_BxTxD[b, :n], np.float32)
-        out["phases"][v] = np.asarray(f.phases_BxT[b, :n], np.int8)
-        out["au_wise"][v] = np.asarray(f.au_wise_BxD[b], np.float32)
-        out["cross_au"][v] = np.asarray(f.cross_au_BxD[b], np.float32)
-        out["no_smile"][v] = bool(f.no_smile_detected_B[b])
+        out["frame"][v] = np.asarray(frame[b, :n], np.float32)
+        out["phases"][v] = np.asarray(phases[b, :n], np.int8)
+        out["au_wise"][v] = np.asarray(au_wise[b], np.float32)
+        out["cross_au"][v] = np.asarray(cross[b], np.float32)
+        out["no_smile"][v] = not np.any(phases[b] > 0)
       done += len(part)
       if progress:
         logging.info("%s: %d/%d videos (%.1f s)", progress, done, len(ids), time.time() - t0)
