@@ -10,7 +10,8 @@ Layout of a config:
 - ``folds``: the folds ``run_all_folds`` runs (official UvA-NEMO list numbering, realsmilenet.md §6).
 - ``data``: corpus folder (``root``; empty = the synthetic corpus ``synthetic_size``/``synthetic_seed`` generated into
   ``synthetic_dir`` or ``~/.cache/smilejax/synthetic-<size>-seed<seed>``), cache folder, frame size and stride
-  (0 = round(fps / 10), realsmilenet.md §2).
+  (0 = round(fps / 10), realsmilenet.md §2), how files are read and judged (frame rate, failed OpenFace frames,
+  mp4/CSV tolerances) and what a bad video does (``on_bad_video``: fail, listing every bad video at once, or skip).
 - ``auda``: ``smilejax.auda.AudaOptions`` (auda.md §11); ``auda_batch``: how the corpus is batched for extraction.
 - ``train``: optimiser, objective and selection (realsmilenet.md §5-§6): Adam 1e-3, batch 16, L2 weight 0.001,
   ``selection`` "val" (inner validation split of ``val_fraction`` of the training subjects) or "fixed";
@@ -38,7 +39,7 @@ def paper_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.root = ""  # UvA-NEMO-layout folder; "" = synthetic corpus
-  c.data.dataset = ""  # name in reports; "" = "synthetic" / "uvanemo"
+  c.data.dataset = ""  # name in reports; "" = "synthetic" (built-in corpus), else the corpus folder's name
   c.data.require_root = False  # True: an empty root is an error (configs/uvanemo.py)
   c.data.with_video = True  # False: AU + SI only, no videos (configs/auda_package.py)
   c.data.synthetic_size = "default"
@@ -48,6 +49,14 @@ def paper_config() -> ml_collections.ConfigDict:
   c.data.cache_dir = ""  # "" = <root>/.cache (decoded frames, AUDA features)
   c.data.frame_size = 48  # RealSmileNet input, realsmilenet.md §2
   c.data.frame_stride = 0  # 0 = round(fps / 10): 5 at 50 fps
+  # Reading and judging the files (smilejax.data.DATA_DEFAULTS holds the same values for older run configs).
+  c.data.fps = 0.0  # > 0: the frame rate of every OpenFace CSV, overriding its timestamps; 0 = from the timestamps
+  c.data.plausible_fps = (10.0, 240.0)  # a rate read from timestamps outside this is refused (set data.fps)
+  c.data.max_gap_seconds = 0.2  # auda.md §1: longest run of failed OpenFace frames filled (10 frames at 50 fps)
+  c.data.max_failed_fraction = 0.10  # auda.md §1: more failed frames than this refuses the CSV
+  c.data.max_frame_mismatch = 2  # an mp4 and its CSV may differ by this many frames ...
+  c.data.max_duration_mismatch = 0.02  # ... and by this fraction of their duration; beyond, the video is bad input
+  c.data.on_bad_video = "fail"  # "fail": stop, listing every bad video; "skip": leave them out, listed in the report
 
   c.auda = ml_collections.ConfigDict()  # auda.md §11 (fields of smilejax.auda.AudaOptions)
   c.auda.clip_au = False

@@ -30,7 +30,7 @@ class Prepared:
   """Corpus, AUDA features and inputs of every video, shared by all folds of a run."""
 
   corpus: data.Corpus
-  dataset: str  # "synthetic" | "uvanemo" (or the config's data.dataset)
+  dataset: str  # data.dataset_name: the config's data.dataset, "synthetic", or the corpus folder's name
   frames: dict[str, np.ndarray]  # id -> uint8 [T', 48, 48, 3]
   framewise: dict[str, np.ndarray]  # id -> float32 [T', 154] (at the frames' indices)
   auwise: dict[str, np.ndarray]  # id -> float32 [476]
@@ -59,7 +59,7 @@ def corpus_root(config: Any) -> tuple[Path, str]:
     root = Path(str(d.root)).expanduser()
     if not root.is_dir():
       raise InputError(f"{root}: corpus folder does not exist (config data.root)")
-    return root, str(d.get("dataset", "") or "uvanemo")
+    return root, data.dataset_name(d)
   size, seed = str(d.synthetic_size), int(d.synthetic_seed)
   n_subjects = int(d.get("synthetic_subjects", 0) or 0)  # 0: the size's own subject count
   overrides = {"n_subjects": n_subjects} if n_subjects > 0 else {}
@@ -100,7 +100,12 @@ def prepare(config: Any) -> Prepared:
   with_video = bool(config.data.get("with_video", True))  # False: AU + SI only (no RealSmileNet)
   t0 = time.time()
   corpus = data.load_corpus(
-    root, cache_dir=cache_dir, frame_size=int(config.data.frame_size), frame_stride=stride, with_frames=with_video
+    root,
+    cache_dir=cache_dir,
+    frame_size=int(config.data.frame_size),
+    frame_stride=stride,
+    with_frames=with_video,
+    **data.loading_options(config.data),
   )
   logging.info("corpus %s: %d videos, %d folds (%.1f s)", root, len(corpus), len(corpus.folds), time.time() - t0)
   frames = {vid: v.frames_TxHxWxC for vid, v in corpus.videos.items()} if with_video else {}
