@@ -4,11 +4,17 @@ an on-disk cache.
 Specs: ../shared/spec/architecture.md ("Dataset"), auda.md section 1 (AU + SI inputs, failed frames), realsmilenet.md
 sections 2 (frame sampling, 48x48 bicubic) and 4 (padding with a length vector), 6 (subject-independent evaluation).
 
-Reading goes through ``smilejax.io`` only: the corpus folder layout is checked by ``io.nemo.scan_dataset`` (every
-missing file reported at once), the AU series by ``io.openface``, the smile intensity by ``io.intensity`` and the
-frames by ``io.video``. Decoding is the slow part (a 1080p clip takes about a second), so each video's arrays are
-cached in ``cache_dir`` as one ``.npz`` whose name carries a hash of its source files (names, sizes, mtimes) and of
-the loading options: a second load with unchanged files reads the cache and decodes nothing.
+Reading goes through ``smilejax.io`` only: the corpus folder layout is checked by ``io.nemo.scan_dataset``, the AU
+series by ``io.openface``, the smile intensity by ``io.intensity`` and the frames by ``io.video``; a video whose mp4
+does not match its CSV (frame count, duration) beyond the tolerances is bad input too (:func:`check_video_matches`).
+Decoding is the slow part (a 1080p clip takes about a second), so each video's arrays are cached in ``cache_dir`` as
+one ``.npz`` whose name carries a hash of its source files (names, sizes, mtimes) and of the loading options: a
+second load with unchanged files reads the cache and decodes nothing.
+
+Bad videos. :func:`load_corpus` reads every video before it judges: each one with a missing or bad file is collected
+(reason = the reader's one-line error), the whole list is written to ``<cache>/bad_videos.txt`` and then, with
+``on_bad_video="fail"`` (default), one InputError gives the count and the reasons; with ``"skip"`` those videos are
+left out of the corpus and kept, with their reasons, in ``Corpus.skipped`` for the report (never dropped silently).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from absl import logging
@@ -32,10 +38,90 @@ from smilejax.io import openface as openface_io
 from smilejax.io import video as video_io
 from smilejax.sequences import default_frame_stride, sample_frame_indices
 
-__all__ = ["Video", "Split", "Corpus", "load_corpus", "load_video"]
+__all__ = [
+  "Video",
+  "Split",
+  "Corpus",
+  "load_corpus",
+  "load_video",
+  "loading_options",
+  "openface_options",
+  "dataset_name",
+  "BAD_VIDEOS_FILE",
+]
 
 # Bump when the cached arrays' meaning changes (invalidates every cache entry).
 _CACHE_VERSION = 1
+BAD_VIDEOS_FILE = "bad_videos.txt"  # in the cache folder: every bad video of the last load_corpus, with its reason
+ON_BAD_VIDEO = ("fail", "skip")
+
+# A config's ``data`` keys that decide how files are read and judged, with their defaults (configs/__init__.py holds
+# the same numbers; these apply to a run's config.json written before the key existed). fps 0 = from the timestamps.
+DATA_DEFAULTS = {
+  "fps": 0.0,
+  "plausible_fps": (10.0, 240.0),
+  "max_gap_seconds": 0.2,
+  "max_failed_fraction": 0.10,
+  "max_frame_mismatch": 2,
+  "max_duration_mismatch": 0.02,
+  "on_bad_video": "fail",
+}
+
+
+def _get(data_cfg: Any, key: str) -> Any:
+  return data_cfg.get(key, DATA_DEFAULTS[key]) if data_cfg is not None else DATA_DEFAULTS[key]
+
+
+def openface_options(data_cfg: Any) -> dict:
+  """Keyword arguments of ``io.openface.read_openface_csv`` from a config's ``data`` section (a ConfigDict or the
+  dict of a run's config.json): fps (None = from the timestamps), fps_range, max_gap_seconds, max_failed_fraction."""
+  fps = float(_get(data_cfg, "fps") or 0.0)
+  lo, hi = (float(x) for x in _get(data_cfg, "plausible_fps"))
+  return {
+    "fps": fps if fps > 0 else None,
+    "fps_range": (lo, hi),
+    "max_gap_seconds": float(_get(data_cfg, "max_gap_seconds")),
+    "max_failed_fraction": float(_get(data_cfg, "max_failed_fraction")),
+  }
+
+
+def match_options(data_cfg: Any) -> dict:
+  """Keyword arguments of ``io.video.check_video_matches`` (the mp4/CSV tolerances) from a config's ``data``."""
+  return {
+    "max_frames": int(_get(data_cfg, "max_frame_mismatch")),
+    "max_duration": float(_get(data_cfg, "max_duration_mismatch")),
+  }
+
+
+def loading_options(data_cfg: Any) -> dict:
+  """Keyword arguments of :func:`load_corpus` that a config's ``data`` section decides beyond the folder, frames
+  and cache: the OpenFace reading rules, the mp4/CSV tolerances and ``on_bad_video``."""
+  on_bad = str(_get(data_cfg, "on_bad_video"))
+  if on_bad not in ON_BAD_VIDEO:
+    raise InputError(f"config data.on_bad_video must be one of {ON_BAD_VIDEO}, got {on_bad!r}")
+  m = match_options(data_cfg)
+  return {
+    **openface_options(data_cfg),
+    "max_frame_mismatch": m["max_frames"],
+    "max_duration_mismatch": m["max_duration"],
+    "on_bad_video": on_bad,
+  }
+
+
+def dataset_name(data_cfg: Any) -> str:
+  """The dataset's name in reports: ``data.dataset`` when set; else "synthetic" for the built-in corpus (empty
+  ``data.root``, or a folder written by ``smilejax.synthetic``, which holds generator.json); else the corpus
+  folder's name."""
+  name = str(data_cfg.get("dataset", "") or "").strip()
+  if name:
+    return name
+  root = str(data_cfg.get("root", "") or "").strip()
+  if not root:
+    return "synthetic"
+  folder = Path(root).expanduser()
+  if (folder / "generator.json").is_file():
+    return "synthetic"
+  return folder.resolve().name or str(folder)
 
 
 @dataclasses.dataclass
@@ -77,11 +163,13 @@ class Split:
 
 @dataclasses.dataclass
 class Corpus:
-  """Video records (id -> Video, sorted by id) and the folds (k -> sorted ids)."""
+  """Video records (id -> Video, sorted by id), the folds (k -> sorted ids, as listed) and the videos left out as bad
+  input (id -> reason, ``on_bad_video="skip"``; they are in the folds but not in ``videos``)."""
 
   root: Path
   videos: dict[str, Video]
   folds: dict[int, list[str]]
+  skipped: dict[str, str] = dataclasses.field(default_factory=dict)
 
   @property
   def ids(self) -> list[str]:
@@ -191,13 +279,21 @@ def load_video(
   frame_stride: int | None = None,
   with_frames: bool = True,
   si_proxy: str | None = None,
-  max_gap_frames: int = 10,
+  fps: float | None = None,
+  fps_range: tuple[float, float] = (10.0, 240.0),
+  max_gap_seconds: float = 0.2,
   max_failed_fraction: float = 0.10,
+  max_frame_mismatch: int = 2,
+  max_duration_mismatch: float = 0.02,
 ) -> Video:
   """Read one clip's files into a :class:`Video` (no cache). See :func:`load_corpus` for the options."""
   subject, label = nemo_io.parse_video_id(video_id)
   of = openface_io.read_openface_csv(
-    openface_path, max_gap_frames=max_gap_frames, max_failed_fraction=max_failed_fraction
+    openface_path,
+    fps=fps,
+    fps_range=fps_range,
+    max_gap_seconds=max_gap_seconds,
+    max_failed_fraction=max_failed_fraction,
   )
   meta: dict = {"n_frames": of.n_frames, "n_interpolated": int(of.n_interpolated), "openface_fps": of.fps}
   if si_proxy is not None:
@@ -223,6 +319,16 @@ def load_video(
       video_path, frame_size=frame_size, frame_stride=frame_stride, fallback_fps=of.fps
     )
     meta.update(video_meta)
+    video_io.check_video_matches(
+      video_path,
+      video_meta["n_video_frames"],
+      video_meta["video_fps"],
+      openface_path,
+      of.n_frames,
+      of.fps,
+      max_frames=max_frame_mismatch,
+      max_duration=max_duration_mismatch,
+    )
     if video_meta["n_video_frames"] != of.n_frames:
       logging.warning("%s: video has %d frames, OpenFace CSV %d", video_id, video_meta["n_video_frames"], of.n_frames)
     if abs(video_meta["video_fps"] - of.fps) > 0.01 * video_meta["video_fps"]:
@@ -242,6 +348,9 @@ def load_video(
     frames_TxHxWxC=frames,
     meta=meta,
   )
+
+
+_READ_DEFAULTS = {k: v for k, v in loading_options(None).items() if k != "on_bad_video"}
 
 
 def _file_signature(path: Path | None) -> list:
@@ -306,8 +415,8 @@ def load_corpus(
   progress: bool = True,
   with_frames: bool = True,
   si_proxy: str | None = None,
-  max_gap_frames: int = 10,
-  max_failed_fraction: float = 0.10,
+  on_bad_video: str = "fail",
+  **read_options: Any,
 ) -> Corpus:
   """Load every video of the folds of the corpus folder ``root`` (layout: ``smilejax.io.nemo``).
 
@@ -318,21 +427,25 @@ def load_corpus(
     with_frames: False skips video decoding (``frames_TxHxWxC`` = None; videos need not exist).
     si_proxy: None (SI files required) or an AU name such as ``"AU12"`` whose series stands in for SI; flagged in
       ``Video.meta["si_source"]`` (auda.md section 1: never a silent substitute).
-    max_gap_frames, max_failed_fraction: failed-frame rule of ``io.openface.read_openface_csv``.
-  Raises InputError (one line) for any missing or bad file; missing files are all listed together.
+    on_bad_video: "fail" or "skip" (module docstring: Bad videos).
+    read_options: :func:`load_video`'s rules (fps, fps_range, max_gap_seconds, max_failed_fraction,
+      max_frame_mismatch, max_duration_mismatch); :func:`loading_options` builds them from a config.
+  Raises InputError (one line) naming every missing or bad file at once (``on_bad_video="fail"``).
   """
   root = Path(root)
+  read_options = {**_READ_DEFAULTS, **read_options}  # the same options, the same cache entries
+  if on_bad_video not in ON_BAD_VIDEO:
+    raise ValueError(f"on_bad_video must be one of {ON_BAD_VIDEO}, got {on_bad_video!r}")
   if si_proxy is not None:
     intensity_io.si_proxy_column(si_proxy)  # fail early on a bad name
-  files = nemo_io.scan_dataset(root, require_video=with_frames, require_si=si_proxy is None)
+  files = nemo_io.scan_dataset(root, require_video=with_frames, require_si=si_proxy is None, missing_ok=True)
   options = {
     "v": _CACHE_VERSION,
     "frame_size": int(frame_size),
     "frame_stride": frame_stride,
     "with_frames": bool(with_frames),
     "si_proxy": si_proxy,
-    "max_gap_frames": int(max_gap_frames),
-    "max_failed_fraction": float(max_failed_fraction),
+    **{k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(read_options.items())},
   }
   cache: Path | None = None
   if use_cache:
@@ -343,10 +456,13 @@ def load_corpus(
       logging.warning("cannot create cache folder %s (%s); loading without a cache", cache, err)
       cache = None
   videos: dict[str, Video] = {}
+  bad = {vid: f"{root}: missing {', '.join(parts)}" for vid, parts in files.missing.items()}
   n = len(files.ids)
   n_cached = 0
   next_report = 0.1
   for i, vid in enumerate(files.ids):
+    if vid in bad:
+      continue
     sources = [
       files.openface_paths[vid],
       files.si_paths[vid] if si_proxy is None else None,
@@ -359,18 +475,22 @@ def load_corpus(
         video = _load_cached(cache / name, vid)
         n_cached += video is not None
     if video is None:
-      video = load_video(
-        vid,
-        openface_path=files.openface_paths[vid],
-        si_path=files.si_paths[vid],
-        video_path=files.video_paths[vid],
-        frame_size=frame_size,
-        frame_stride=frame_stride,
-        with_frames=with_frames,
-        si_proxy=si_proxy,
-        max_gap_frames=max_gap_frames,
-        max_failed_fraction=max_failed_fraction,
-      )
+      try:
+        video = load_video(
+          vid,
+          openface_path=files.openface_paths[vid],
+          si_path=files.si_paths[vid],
+          video_path=files.video_paths[vid],
+          frame_size=frame_size,
+          frame_stride=frame_stride,
+          with_frames=with_frames,
+          si_proxy=si_proxy,
+          **read_options,
+        )
+      except InputError as err:
+        bad[vid] = str(err)
+        logging.warning("bad video %s: %s", vid, err)
+        continue
       if cache is not None:
         try:
           _save_cached(cache / name, prefix, video)
@@ -381,6 +501,7 @@ def load_corpus(
       logging.info("load_corpus %s: %d/%d videos (%d from cache)", root, i + 1, n, n_cached)
       while (i + 1) / n >= next_report:
         next_report += 0.1
+  _report_bad_videos(root, cache, dict(sorted(bad.items())), n, on_bad_video)
   n_interp = sum(v.meta["n_interpolated"] for v in videos.values())
   if n_interp:
     logging.info(
@@ -391,4 +512,40 @@ def load_corpus(
     )
   if si_proxy is not None:
     logging.warning("load_corpus %s: smile intensity replaced by the proxy %s (flagged in Video.meta)", root, si_proxy)
-  return Corpus(root=root, videos=videos, folds={k: list(ids) for k, ids in files.folds.items()})
+  folds = {k: list(ids) for k, ids in files.folds.items()}
+  return Corpus(root=root, videos=dict(sorted(videos.items())), folds=folds, skipped=dict(sorted(bad.items())))
+
+
+def _report_bad_videos(root: Path, cache: Path | None, bad: dict[str, str], n: int, on_bad_video: str) -> None:
+  """Write every bad video with its reason to ``<cache>/bad_videos.txt`` (a stale list is removed when there are
+  none); then fail with one line (count, the first reasons, the list's path) unless ``on_bad_video == "skip"``."""
+  listing = cache / BAD_VIDEOS_FILE if cache is not None else None
+  if listing is not None:
+    try:
+      if bad:
+        fileio.write_text(listing, "id\treason\n" + "".join(f"{v}\t{r}\n" for v, r in bad.items()))
+      else:
+        listing.unlink(missing_ok=True)
+    except OSError as err:
+      logging.warning("cannot write %s (%s)", listing, err)
+      listing = None
+  if not bad:
+    return
+  where = f"every reason in {listing}" if listing is not None else "reasons below"
+  if on_bad_video == "skip":
+    logging.warning(
+      "load_corpus %s: %d of %d videos left out as bad input (data.on_bad_video = skip; %s): %s",
+      root,
+      len(bad),
+      n,
+      where,
+      ", ".join(bad),
+    )
+    return
+  shown = list(bad.values()) if listing is None else list(bad.values())[:5]
+  more = f"; and {len(bad) - len(shown)} more" if len(bad) > len(shown) else ""
+  raise InputError(
+    f"{root}: {len(bad)} of {n} videos cannot be used ({where}; --config.data.on_bad_video=skip leaves them out): "
+    + "; ".join(shown)
+    + more
+  )

@@ -169,8 +169,9 @@ class DatasetFiles:
   folds_source: str  # the fold folder, or "package" for the official lists
   ids: tuple[str, ...]
   video_paths: dict[str, Path | None]
-  openface_paths: dict[str, Path]
+  openface_paths: dict[str, Path | None]
   si_paths: dict[str, Path | None]
+  missing: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # id -> its absent files (missing_ok)
 
 
 def scan_dataset(
@@ -179,6 +180,7 @@ def scan_dataset(
   require_video: bool = True,
   require_si: bool = True,
   folds: dict[int, list[str]] | None = None,
+  missing_ok: bool = False,
 ) -> DatasetFiles:
   """Check a corpus folder against the layout above and return its files.
 
@@ -188,7 +190,9 @@ def scan_dataset(
     - a required sub-folder is absent -> "<root>: missing folder(s) openface/, ...";
     - ids listed in a fold file with none of their files -> "<fold file>: N ids listed but not in <root>: ...";
     - some files of known ids absent -> "<root>: N files missing: videos/x.mp4, openface/y.csv, ...".
-  Files of ids that no fold lists are ignored (logged).
+  Files of ids that no fold lists are ignored (logged). ``missing_ok``: absent files of known ids are returned in
+  ``DatasetFiles.missing`` (id -> relative paths) instead (their paths None), for a caller that lists every bad
+  video at once.
   """
   root = Path(root)
   if not root.is_dir():
@@ -246,11 +250,13 @@ def scan_dataset(
         for name, ids in by_file.items()
       )
     )
+  missing_of: dict[str, tuple[str, ...]] = {}
   for vid in all_ids:
-    for part in needed:
-      if not have[part](vid):
-        missing.append(rel[part](vid))
-  if missing:
+    absent = tuple(rel[part](vid) for part in needed if not have[part](vid))
+    if absent:
+      missing_of[vid] = absent
+      missing.extend(absent)
+  if missing and not missing_ok:
     raise InputError(f"{root}: {len(missing)} file(s) missing: {', '.join(missing)}")
   extra = {n[:-4] for n in csvs if n.endswith(".csv")} - set(all_ids)
   if extra:
@@ -261,6 +267,7 @@ def scan_dataset(
     folds_source=folds_source,
     ids=tuple(all_ids),
     video_paths={v: (root / rel["video"](v)) if have["video"](v) else None for v in all_ids},
-    openface_paths={v: root / rel["openface"](v) for v in all_ids},
+    openface_paths={v: (root / rel["openface"](v)) if have["openface"](v) else None for v in all_ids},
     si_paths={v: (root / rel["si"](v)) if have["si"](v) else None for v in all_ids},
+    missing=missing_of,
   )

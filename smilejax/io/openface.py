@@ -7,8 +7,14 @@ separated by ``","`` or ``", "``. Columns used: ``frame``, ``face_id`` (optional
 ``success``, ``AU01_r`` … ``AU45_r`` (required, 17) and ``AU01_c`` … ``AU45_c`` (optional, 18 with ``AU28_c``).
 Every other column (gaze, pose, landmarks, …) is ignored and not even parsed.
 
+Frame rate. Given (``fps``, e.g. ``bin/extract_features --fps`` or ``data.fps``), else read from the timestamps
+(:func:`fps_from_timestamps`). OpenFace does not always write timestamps that give it (FeatureExtraction on an image
+sequence steps by 0.001 s): a rate read from them outside ``fps_range`` is refused with a line that names the flag,
+rather than passed on to a misleading error later.
+
 Failed frames. A frame is *bad* when ``success == 0`` or one of its 17 AU values is NaN (OpenFace writes zeros for
-failed frames, so they cannot be used as values). A run of at most ``max_gap_frames`` bad frames is filled by linear
+failed frames, so they cannot be used as values). A run of at most ``max_gap_seconds`` of bad frames (converted to
+frames with the file's frame rate, rounded: 0.2 s = 10 frames at 50 fps, auda.md section 1) is filled by linear
 interpolation between the nearest good frames on either side (at the start or end of the series: the nearest good
 value); the count goes to ``n_interpolated``. A longer run, or more than ``max_failed_fraction`` bad frames, is bad
 input. ``success_T`` keeps the frames' original state (False for filled frames).
@@ -29,9 +35,17 @@ import pandas as pd
 from smilejax.constants import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, NUM_AUS
 from smilejax.errors import InputError
 
-__all__ = ["OpenFaceSeries", "read_openface_csv", "write_openface_csv", "fill_bad_frames", "fps_from_timestamps"]
+__all__ = [
+  "OpenFaceSeries",
+  "read_openface_csv",
+  "write_openface_csv",
+  "fill_bad_frames",
+  "fps_from_timestamps",
+  "max_gap_frames",
+]
 
 _META_COLUMNS = ("frame", "face_id", "timestamp", "confidence", "success")
+_GIVE_FPS = "give the frame rate: bin/extract_features --fps=F, or --config.data.fps=F"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +87,11 @@ def fps_from_timestamps(timestamps_T: np.ndarray, *, path: str | os.PathLike = "
   """
   t = np.asarray(timestamps_T, dtype=np.float64)
   if t.size < 2:
-    raise InputError(f"{path}: cannot estimate the frame rate from {t.size} timestamp(s); pass fps")
+    raise InputError(f"{path}: cannot estimate the frame rate from {t.size} timestamp(s); {_GIVE_FPS}")
   d = np.diff(t)
   step = float(np.median(d))
   if not np.isfinite(step) or step <= 0:
-    raise InputError(f"{path}: timestamps do not increase (median step {step}); pass fps")
+    raise InputError(f"{path}: timestamps do not increase (median step {step}); {_GIVE_FPS}")
   if np.all(np.abs(d - step) <= 0.25 * step):
     step = float(t[-1] - t[0]) / (t.size - 1)
     whole = round(1.0 / step)
@@ -128,14 +142,25 @@ def _numeric(df: pd.DataFrame, name: str, path) -> np.ndarray:
   return as_num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def max_gap_frames(max_gap_seconds: float, fps: float) -> int:
+  """The longest run of bad frames that is interpolated: ``max_gap_seconds`` at ``fps``, rounded to whole frames."""
+  return int(round(float(max_gap_seconds) * float(fps)))
+
+
 def read_openface_csv(
-  path: str | os.PathLike, *, max_gap_frames: int = 10, max_failed_fraction: float = 0.10, fps: float | None = None
+  path: str | os.PathLike,
+  *,
+  max_gap_seconds: float = 0.2,
+  max_failed_fraction: float = 0.10,
+  fps: float | None = None,
+  fps_range: tuple[float, float] = (10.0, 240.0),
 ) -> OpenFaceSeries:
   """Read one OpenFace 2.x CSV (one face) into an :class:`OpenFaceSeries`; see the module docstring for rules.
 
-  Raises InputError (one line naming the file) for: a missing file, an empty or header-only file, a missing AU
-  column, a non-numeric value, several face_ids, no timestamps and no ``fps``, a run of more than
-  ``max_gap_frames`` bad frames, or more than ``max_failed_fraction`` bad frames.
+  Raises InputError (one line naming the file) for: a missing file, a file that is not an OpenFace CSV, an empty or
+  header-only file, a missing AU column, a non-numeric value, several face_ids, no timestamps and no ``fps``, a
+  frame rate read from the timestamps outside ``fps_range``, a run of more than ``max_gap_seconds`` of bad frames,
+  or more than ``max_failed_fraction`` bad frames.
   """
   path = Path(path)
   if not path.is_file():
@@ -146,13 +171,20 @@ def read_openface_csv(
     df = pd.read_csv(path, skipinitialspace=True, usecols=lambda c: str(c).strip() in wanted, engine="c")
   except pd.errors.EmptyDataError:
     raise InputError(f"{path}: empty file (no OpenFace header)") from None
-  except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+  except UnicodeDecodeError:
+    raise InputError(f"{path}: not an OpenFace CSV (not a text file)") from None
+  except (pd.errors.ParserError, ValueError) as err:
     raise InputError(f"{path}: not a readable OpenFace CSV ({str(err).strip().splitlines()[0]})") from None
   df.columns = [str(c).strip() for c in df.columns]
   if df.columns.duplicated().any():
     dup = sorted(set(df.columns[df.columns.duplicated()]))
     raise InputError(f"{path}: duplicated column(s) {', '.join(dup)}")
   missing = [c for c in AU_INTENSITY_COLUMNS if c not in df.columns]
+  if len(missing) == len(AU_INTENSITY_COLUMNS) and not set(df.columns) & set(_META_COLUMNS):
+    raise InputError(
+      f"{path}: not an OpenFace CSV (its first line names none of the columns frame, timestamp, success, "
+      f"{AU_INTENSITY_COLUMNS[0]} ... {AU_INTENSITY_COLUMNS[-1]})"
+    )
   if missing:
     raise InputError(
       f"{path}: missing AU column {missing[0]}"
@@ -172,6 +204,27 @@ def read_openface_csv(
   frame_T = _numeric(df, "frame", path) if "frame" in df.columns else None
   if frame_T is not None and not np.all(np.isfinite(frame_T)):
     frame_T = None
+
+  if "timestamp" in df.columns:
+    timestamps_T = _numeric(df, "timestamp", path)
+    if not np.all(np.isfinite(timestamps_T)):
+      i = int(np.flatnonzero(~np.isfinite(timestamps_T))[0])
+      raise InputError(f"{path}: missing timestamp at line {i + 2}")
+    if fps is None:
+      fps = fps_from_timestamps(timestamps_T, path=path)
+      lo, hi = fps_range
+      if not lo <= fps <= hi:
+        raise InputError(
+          f"{path}: its timestamps (steps of {1.0 / fps:.4g} s) give {fps:g} fps, outside the plausible "
+          f"{lo:g}-{hi:g} fps; {_GIVE_FPS}"
+        )
+  else:
+    if fps is None:
+      raise InputError(f"{path}: no timestamp column and no fps given")
+    timestamps_T = np.arange(n, dtype=np.float64) / float(fps)
+  if not (np.isfinite(fps) and fps > 0):
+    raise InputError(f"{path}: invalid frame rate {fps}")
+  max_gap = max_gap_frames(max_gap_seconds, fps)
 
   au_TxA = np.stack([_numeric(df, c, path) for c in AU_INTENSITY_COLUMNS], axis=1)
   has_presence = all(c in df.columns for c in AU_PRESENCE_COLUMNS)
@@ -196,10 +249,11 @@ def read_openface_csv(
   if n_bad:
     runs = _runs(bad_T)
     start, stop = max(runs, key=lambda r: r[1] - r[0])
-    if stop - start > max_gap_frames:
+    if stop - start > max_gap:
       raise InputError(
         f"{path}: {stop - start} consecutive failed/NaN frames (frames {_frame_label(frame_T, start)}-"
-        f"{_frame_label(frame_T, stop - 1)}), more than the {max_gap_frames} that may be interpolated"
+        f"{_frame_label(frame_T, stop - 1)}), more than the {max_gap} ({max_gap_seconds:g} s at {fps:g} fps) "
+        "that may be interpolated"
       )
     if n_bad > max_failed_fraction * n:
       raise InputError(
@@ -210,20 +264,6 @@ def read_openface_csv(
     au_TxA = fill_bad_frames(au_TxA, bad_T)
     if presence_TxC is not None:
       presence_TxC = fill_bad_frames(presence_TxC, bad_T)
-
-  if "timestamp" in df.columns:
-    timestamps_T = _numeric(df, "timestamp", path)
-    if not np.all(np.isfinite(timestamps_T)):
-      i = int(np.flatnonzero(~np.isfinite(timestamps_T))[0])
-      raise InputError(f"{path}: missing timestamp at line {i + 2}")
-    if fps is None:
-      fps = fps_from_timestamps(timestamps_T, path=path)
-  else:
-    if fps is None:
-      raise InputError(f"{path}: no timestamp column and no fps given")
-    timestamps_T = np.arange(n, dtype=np.float64) / float(fps)
-  if not (np.isfinite(fps) and fps > 0):
-    raise InputError(f"{path}: invalid frame rate {fps}")
 
   success_T = success_T & ~bad_T
   return OpenFaceSeries(

@@ -32,7 +32,15 @@ from absl import logging
 
 from smilejax.errors import InputError
 
-__all__ = ["VideoFrames", "VideoReader", "read_video", "write_video", "resize_frames", "bicubic_weights"]
+__all__ = [
+  "VideoFrames",
+  "VideoReader",
+  "read_video",
+  "write_video",
+  "resize_frames",
+  "bicubic_weights",
+  "check_video_matches",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +67,10 @@ _FPS_RE = re.compile(r"Stream #\d+:\d+.*?: Video: .*?, (\d+(?:\.\d+)?)(k?) fps")
 _TBR_RE = re.compile(r"Stream #\d+:\d+.*?: Video: .*?, (\d+(?:\.\d+)?)(k?) tbr")
 _PTS_RE = re.compile(r"\] \[info\] n: *(\d+) .*?pts_time:(-?[0-9.eE+-]+)")
 _LEVEL_RE = re.compile(r"\[(error|fatal|panic)\] (.*)")
+# Messages of the output side (the PPM pipe muxer), not of decoding: a clip whose presentation times are not
+# monotonic (HEVC from phones with B-frames and edit lists) makes the muxer complain about every such frame though
+# each frame decodes. The frame count is checked separately (header duration x fps, module docstring).
+_OUTPUT_SIDE_RE = re.compile(r"^\[image2pipe @|non monotonically increasing dts to muxer")
 
 
 def _header_fps(log: str) -> float | None:
@@ -80,9 +92,10 @@ def _header_duration(log: str) -> float | None:
 
 
 def _first_error(log: str) -> str:
+  """ffmpeg's first error line about the input (the output muxer's complaints are not decoding errors)."""
   for line in log.splitlines():
     m = _LEVEL_RE.search(line)
-    if m:
+    if m and not _OUTPUT_SIDE_RE.search(line):
       return m.group(2).strip()
   return ""
 
@@ -247,6 +260,29 @@ def read_video(path: str | os.PathLike) -> VideoFrames:
   reader = VideoReader(path)
   frames = list(reader)
   return VideoFrames(path=Path(path), frames_TxHxWxC=np.stack(frames), fps=reader.fps, timestamps_T=reader.timestamps_T)
+
+
+def check_video_matches(
+  video_path: str | os.PathLike,
+  n_video: int,
+  video_fps: float,
+  csv_path: str | os.PathLike,
+  n_csv: int,
+  csv_fps: float,
+  *,
+  max_frames: int = 2,
+  max_duration: float = 0.02,
+) -> None:
+  """Refuse a video and its per-frame series (an OpenFace CSV) that cannot be the same recording: frame counts that
+  differ by more than ``max_frames``, or durations (frames / fps) by more than the fraction ``max_duration`` of the
+  longer one. One InputError line names both files and the config keys of the tolerances."""
+  d_video, d_csv = n_video / video_fps, n_csv / csv_fps
+  if abs(n_video - n_csv) > max_frames or abs(d_video - d_csv) > max_duration * max(d_video, d_csv):
+    raise InputError(
+      f"{video_path} ({n_video} frames at {video_fps:g} fps, {d_video:.2f} s) does not match {csv_path} ({n_csv} "
+      f"frames at {csv_fps:g} fps, {d_csv:.2f} s); allowed: {max_frames} frames and {100 * max_duration:g} % of the "
+      "duration (config data.max_frame_mismatch, data.max_duration_mismatch)"
+    )
 
 
 def write_video(
