@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -84,17 +86,18 @@ def test_openface_fps_from_three_decimal_timestamps(tmp_path):
 
 def test_openface_real_file():
   path = DATA / "OpenFace_Test.csv"
-  s = openface.read_openface_csv(path)
+  # Its timestamps step by 0.001 s (1000 fps): refused with a line that names the flag, not passed on to a
+  # misleading length error; a given fps overrides them.
+  raises_input_error(lambda: openface.read_openface_csv(path), str(path), "1000 fps", "10-240 fps", "--fps")
+  s = openface.read_openface_csv(path, fps=30)
   # The file holds 100 data rows (frames 1..100; the shared README says 99), no face_id column.
   assert s.au_TxA.shape == (100, NUM_AUS)
   assert "face_id" not in path.read_text().splitlines()[0]
   assert s.au_TxA[0, 0] == pytest.approx(0.6773) and s.au_TxA[0, 16] == pytest.approx(0.02348)
   assert s.presence_TxC.shape == (100, 18)
   assert s.success_T.all() and s.n_interpolated == 0
-  # Its timestamps step by 0.001 s, so the rate read from them is 1000 fps; a given fps overrides it.
-  assert s.fps == pytest.approx(1000.0)
-  assert openface.read_openface_csv(path, fps=30).fps == 30.0
-  assert np.all(np.isfinite(s.au_TxA))
+  assert s.fps == 30.0 and np.all(np.isfinite(s.au_TxA))
+  assert openface.read_openface_csv(path, fps_range=(10, 1000)).fps == pytest.approx(1000.0)
 
 
 def test_openface_column_subset_and_order(tmp_path):
@@ -144,12 +147,16 @@ def test_openface_short_failed_gap_interpolated(tmp_path):
 def test_openface_long_failed_run_refused(tmp_path):
   au, _ = _series(n=200)
   success = np.ones(200, bool)
-  success[20:31] = False  # 11 > 10 frames
+  success[20:31] = False  # 11 > 10 frames = 0.2 s at 50 fps
   path = _write(tmp_path, au, success=success)
-  raises_input_error(lambda: openface.read_openface_csv(path), str(path), "11 consecutive", "21-31")
+  raises_input_error(lambda: openface.read_openface_csv(path), str(path), "11 consecutive", "21-31", "0.2 s")
+  assert openface.read_openface_csv(path, max_gap_seconds=0.22).n_interpolated == 11
   success[20:31] = True
   success[20:30] = False  # 10 frames: allowed
   assert openface.read_openface_csv(_write(tmp_path, au, success=success, name="y.csv")).n_interpolated == 10
+  # The limit is in seconds: at 25 fps (the same file, a given rate) 0.2 s is 5 frames.
+  raises_input_error(lambda: openface.read_openface_csv(path, fps=25.0), "11 consecutive", "more than the 5")
+  assert [openface.max_gap_frames(0.2, f) for f in (50, 30, 25, 29.97)] == [10, 6, 5, 6]
 
 
 def test_openface_too_many_failed_frames_refused(tmp_path):
@@ -208,6 +215,26 @@ def test_openface_bad_files(tmp_path, content, what):
   path = tmp_path / "bad.csv"
   path.write_text(content)
   raises_input_error(lambda: openface.read_openface_csv(path), str(path))
+
+
+@pytest.mark.parametrize(
+  "content",
+  [b"hello world\nthis is, not a csv\n", b"id,value\n1,2\n", bytes(range(256)) * 4],
+  ids=["text", "other-csv", "binary"],
+)
+def test_not_an_openface_csv(tmp_path, content):
+  path = tmp_path / "notes.csv"
+  path.write_bytes(content)
+  msg = raises_input_error(lambda: openface.read_openface_csv(path), str(path), "not an OpenFace CSV")
+  assert "missing AU column" not in msg
+
+
+def test_openface_rate_from_timestamps_must_be_plausible(tmp_path):
+  au, _ = _series(n=40)
+  path = openface.write_openface_csv(tmp_path / "x.csv", au, timestamps_T=np.arange(40) * 0.2)  # 5 fps
+  raises_input_error(lambda: openface.read_openface_csv(path), str(path), "5 fps", "--fps", "--config.data.fps")
+  assert openface.read_openface_csv(path, fps=50.0).fps == 50.0
+  assert openface.read_openface_csv(path, fps_range=(1, 240)).fps == 5.0
 
 
 def test_openface_several_faces_refused(tmp_path):
@@ -313,6 +340,29 @@ def test_truncated_faststart_video(tmp_path):
   path = tmp_path / "cut.mp4"
   path.write_bytes(data[: len(data) // 2])
   raises_input_error(lambda: video.read_video(path), str(path), "truncated")
+
+
+def test_non_monotonic_timestamps_are_not_a_decoding_error(tmp_path, caplog):
+  """Phone clips (HEVC, B-frames, edit lists) can carry presentation times that go back; ffmpeg's output muxer
+  then complains ("non monotonically increasing dts") though every frame decodes: no "decoding error" warning."""
+  path = tmp_path / "nonmono.mkv"
+  cmd = [video._ffmpeg(), "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=32x32:rate=25"]
+  cmd += ["-frames:v", "20", "-vf", "setpts=if(eq(N\\,10)\\,PTS-3\\,PTS)", "-fps_mode", "passthrough"]
+  subprocess.run(cmd + ["-c:v", "libx264", "-preset", "ultrafast", str(path)], check=True, capture_output=True)
+  with caplog.at_level(logging.WARNING):
+    v = video.read_video(path)
+  assert v.n_frames == 20 and np.any(np.diff(v.timestamps_T) <= 0)  # the times really do not increase
+  assert not [r for r in caplog.records if "decoding error" in r.getMessage()], caplog.text
+
+
+def test_video_must_match_its_csv():
+  ok = dict(max_frames=2, max_duration=0.02)
+  video.check_video_matches("v.mp4", 200, 50.0, "v.csv", 198, 50.0, **ok)  # within 2 frames and 2 %
+  raises_input_error(
+    lambda: video.check_video_matches("v.mp4", 95, 23.7, "v.csv", 200, 50.0, **ok), "v.mp4", "v.csv", "95 frames"
+  )
+  raises_input_error(lambda: video.check_video_matches("v.mp4", 200, 48.0, "v.csv", 200, 50.0, **ok), "4.17 s")
+  raises_input_error(lambda: video.check_video_matches("v.mp4", 203, 50.0, "v.csv", 200, 50.0, **ok), "203")
 
 
 @pytest.mark.parametrize("content", [None, b"", b"not a video at all\n"])
