@@ -531,7 +531,7 @@ def _report_bad_videos(root: Path, cache: Path | None, bad: dict[str, str], n: i
       listing = None
   if not bad:
     return
-  where = f"every reason in {listing}" if listing is not None else "reasons below"
+  where = f"all listed in {listing}" if listing is not None else "not listed: no cache folder"
   if on_bad_video == "skip":
     logging.warning(
       "load_corpus %s: %d of %d videos left out as bad input (data.on_bad_video = skip; %s): %s",

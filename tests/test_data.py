@@ -144,7 +144,7 @@ def test_smile_intensity_required_unless_proxy(corpus_dir, tmp_path):
   with pytest.raises(InputError) as info:
     data.load_corpus(copy, with_frames=False, use_cache=False)
   msg = str(info.value)
-  assert "2 file(s) missing" in msg and all(p.name in msg for p in gone) and "\n" not in msg
+  assert "2 of 11 videos cannot be used" in msg and all(p.name in msg for p in gone) and "\n" not in msg
   corpus = data.load_corpus(copy, with_frames=False, use_cache=False, si_proxy="AU12")
   v = corpus["001_deliberate_smile_1"]
   np.testing.assert_array_equal(v.si_T, v.au_TxA[:, AU_INDEX[12]])
