@@ -28,6 +28,7 @@ from absl import logging
 
 from smilejax import constants, fileio, methods, report, runtime, timing, train
 from smilejax import workdir as wd
+from smilejax.data import DATA_DEFAULTS, loading_options
 from smilejax.errors import InputError
 from smilejax.io import nemo
 from smilejax.prepare import Prepared, auda_options, corpus_root, prepare
@@ -75,6 +76,7 @@ def validate_config(config: Any) -> None:
       raise InputError(f"config has no models.{m}")
   run_methods(config)
   auda_options(config)  # unknown or bad AUDA options raise here
+  loading_options(config.data)  # a bad data.on_bad_video raises here
 
 
 def check_inputs(config: Any, folds: Sequence[int]) -> None:
@@ -93,6 +95,9 @@ def check_inputs(config: Any, folds: Sequence[int]) -> None:
 def config_for_compare(config_json: Mapping[str, Any]) -> dict:
   """The part of a run config that decides its results (what a resumed run must share)."""
   out = {k: v for k, v in config_json.items() if k not in RESUME_IGNORED_KEYS}
+  if isinstance(out.get("data"), Mapping):  # data keys added later: at their defaults they equal their absence
+    defaults = json.loads(json.dumps(DATA_DEFAULTS))
+    out["data"] = {k: v for k, v in out["data"].items() if k not in defaults or v != defaults[k]}
   if isinstance(out.get("train"), Mapping):
     out["train"] = {k: v for k, v in out["train"].items() if k not in train.RESULT_NEUTRAL_TRAIN_KEYS}
   return out
@@ -274,6 +279,10 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
     "seed": int(config.seed),
     "wall_s": round(time.time() - t0, 1),
   }
+  skipped = prepared.corpus.skipped  # data.on_bad_video = "skip": never dropped silently
+  if skipped:
+    result["skipped_videos"] = dict(skipped)
+    result["n_skipped_test"] = sum(v in skipped for v in prepared.corpus.folds.get(fold, ()))
   fileio.write_json(fdir / wd.FOLD_RESULT, result)
   (fdir / wd.FAILED).unlink(missing_ok=True)
   logging.info(
