@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from absl import logging
 
-from smilejax import constants
+from smilejax import constants, data
 from smilejax import methods as methods_lib
 from smilejax import workdir as workdir_lib
 
@@ -43,6 +43,8 @@ class Results:
   dataset: str
   backends: tuple[str, ...]
   seed: int | None
+  # Videos left out as bad input (data.on_bad_video = "skip"): id -> reason, from the finished folds' results.
+  skipped: dict[str, str] = dataclasses.field(default_factory=dict)
 
   def summary(self, method: str) -> tuple[float, float, int]:
     """(mean, sample std ddof=1, n) of the method's accuracy over the folds it finished; std NaN if n < 2."""
@@ -152,7 +154,9 @@ def load_results(workdir: str | os.PathLike, *, folds: Sequence[int] | None = No
       logging.warning("fold %d: fold_result.json has unknown methods %s (ignored)", k, sorted(extra))
 
   finished = tuple(sorted(fold_results))
-  dataset = _first_of(fold_results, "dataset") or _find_key(config, "dataset") or "unknown"
+  dataset = _first_of(fold_results, "dataset") or _find_key(config, "dataset")
+  if not dataset:  # no finished fold and no name in the config: the rule the run itself follows
+    dataset = data.dataset_name(config["data"]) if isinstance(config.get("data"), Mapping) else "unknown"
   seed = _first_of(fold_results, "seed")
   if seed is None:
     seed = _find_key(config, "seed")
@@ -172,6 +176,9 @@ def load_results(workdir: str | os.PathLike, *, folds: Sequence[int] | None = No
     dataset=str(dataset),
     backends=backends,
     seed=None if seed is None else int(seed),
+    skipped=dict(
+      sorted({v: r for res in fold_results.values() for v, r in res.get("skipped_videos", {}).items()}.items())
+    ),
   )
 
 
