@@ -204,6 +204,9 @@ def report_markdown(results: Results, predictions: pd.DataFrame | None = None) -
   lines += ["## Per fold", "", _md_table(header, rows, ["l"] + ["r"] * (len(results.folds) + 1)), ""]
   if results.failed:
     lines += ["Failed folds:", ""] + [f"- fold {k}: {msg}" for k, msg in sorted(results.failed.items())] + [""]
+  if results.skipped:  # data.on_bad_video = "skip": in no training or test set of any fold
+    lines += [f"Videos left out as bad input ({len(results.skipped)}, data.on_bad_video = skip):", ""]
+    lines += [f"- {vid}: {reason}" for vid, reason in results.skipped.items()] + [""]
 
   if predictions is not None and len(predictions):
     mism = _accuracy_mismatches(results, predictions)
@@ -295,6 +298,7 @@ def folds_dataframe(results: Results) -> pd.DataFrame:
         "status": status,
         **{key: r.get(key) for key in ("n_test", "n_train", "n_val", "no_smile_detected", "wall_s", "backend", "seed")},
         "failed_reason": results.failed.get(k, ""),
+        **({"n_skipped_test": r.get("n_skipped_test")} if results.skipped else {}),
       }
     )
   return pd.DataFrame(rows)
