@@ -76,6 +76,8 @@ def openface_options(data_cfg: Any) -> dict:
   """Keyword arguments of ``io.openface.read_openface_csv`` from a config's ``data`` section (a ConfigDict or the
   dict of a run's config.json): fps (None = from the timestamps), fps_range, max_gap_seconds, max_failed_fraction."""
   fps = float(_get(data_cfg, "fps") or 0.0)
+  if not fps >= 0:
+    raise InputError(f"config data.fps (bin/extract_features --fps) must be > 0, or 0 for the timestamps' rate: {fps}")
   lo, hi = (float(x) for x in _get(data_cfg, "plausible_fps"))
   return {
     "fps": fps if fps > 0 else None,

@@ -24,9 +24,10 @@ from smilejax.io import auda_package, intensity, nemo, openface
 from smilejax.prepare import auda_options, corpus_root, extract_corpus_features
 
 
-def _one_video(openface_csv: str, si_file: str | None, si_proxy: str | None) -> dict[str, dict]:
-  """Inputs of one video from its OpenFace CSV and smile-intensity file (or the flagged proxy AU)."""
-  of = openface.read_openface_csv(openface_csv)
+def _one_video(openface_csv: str, si_file: str | None, si_proxy: str | None, data_cfg: Any) -> dict[str, dict]:
+  """Inputs of one video from its OpenFace CSV and smile-intensity file (or the flagged proxy AU); the CSV is read
+  with the config's data rules (frame rate, failed frames)."""
+  of = openface.read_openface_csv(openface_csv, **data.openface_options(data_cfg))
   vid = Path(openface_csv).stem
   if si_file:
     si = intensity.read_smile_intensity(si_file)
@@ -57,7 +58,9 @@ def _one_video(openface_csv: str, si_file: str | None, si_proxy: str | None) -> 
 def _corpus(config: Any) -> dict[str, dict]:
   """Inputs of every video of the config's corpus (no frames)."""
   root, _ = corpus_root(config)
-  corpus = data.load_corpus(root, with_frames=False, cache_dir=str(config.data.cache_dir) or None)
+  corpus = data.load_corpus(
+    root, with_frames=False, cache_dir=str(config.data.cache_dir) or None, **data.loading_options(config.data)
+  )
   v = corpus.videos
   return {
     "au": {i: v[i].au_TxA for i in v},
@@ -79,10 +82,12 @@ def extract_features(
   si_proxy: str | None = None,
   package_dir: str | None = None,
   overwrite: bool = False,
+  fps: float | None = None,
 ) -> Path:
   """Write the AUDA features of one video (``openface_csv`` + ``si_file`` or ``si_proxy``) or of the corpus
   ``root`` (default ``config.data.root``; empty = the config's synthetic corpus) to ``out`` (module docstring).
 
+  ``fps`` (> 0): the frame rate of the OpenFace CSV(s), overriding their timestamps (``config.data.fps``).
   A finished output (the .npz exists) is refused unless ``overwrite``; it is written atomically, last.
   """
   out = Path(out)
@@ -91,13 +96,14 @@ def extract_features(
   if out.exists() and not overwrite:
     raise InputError(f"{out}: exists (a finished extraction); use --overwrite to replace it")
   options = auda_options(config)
+  if root or fps:
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+      config.data.root = str(root) if root else config.data.root
+      config.data.fps = float(fps) if fps else config.data.get("fps", 0.0)
   if openface_csv:
-    src = _one_video(openface_csv, si_file, si_proxy)
+    src = _one_video(openface_csv, si_file, si_proxy, config.data)
   else:
-    if root:
-      config = config.copy_and_resolve_references()
-      with config.unlocked():
-        config.data.root = str(root)
     src = _corpus(config)
   ids = sorted(src["au"])
   feats = extract_corpus_features(ids, src["au"], src["si"], src["fps"], config, progress="extract_features")
