@@ -41,11 +41,12 @@ from smilejax.auda.layout import (
   feature_to_au_matrix,
   frame_feature_names,
 )
+from smilejax.data import match_options, openface_options
 from smilejax.errors import InputError
 from smilejax.io.intensity import read_smile_intensity
 from smilejax.io.nemo import parse_video_id
 from smilejax.io.openface import read_openface_csv
-from smilejax.io.video import read_video, resize_frames
+from smilejax.io.video import check_video_matches, read_video, resize_frames
 from smilejax.methods import AUDA_METHODS, FUSION_MEMBERS, METHODS
 from smilejax.prepare import corpus_root
 from smilejax.sequences import default_frame_stride, sample_frame_indices
@@ -326,11 +327,21 @@ def load_models(
 
 
 def load_video_frames(
-  video: str | os.PathLike, *, frame_stride: int | None = None, frame_size: int = 48
+  video: str | os.PathLike,
+  *,
+  frame_stride: int | None = None,
+  frame_size: int = 48,
+  openface: Any = None,
+  data_cfg: Any = None,
 ) -> tuple[np.ndarray, float]:
   """RealSmileNet input for one mp4: every stride-th frame (realsmilenet.md §2), bicubic 48×48, float32 in [0, 1].
+  With ``openface`` (its OpenFaceSeries) the mp4 must match it as in the corpus (``data_cfg``'s tolerances).
   Returns (frames_TxHxWxC, fps)."""
   v = read_video(video)
+  if openface is not None:
+    check_video_matches(
+      video, v.n_frames, v.fps, openface.path, openface.n_frames, openface.fps, **match_options(data_cfg)
+    )
   idx = sample_frame_indices(v.n_frames, frame_stride or default_frame_stride(v.fps))
   frames = resize_frames(v.frames_TxHxWxC[idx], frame_size).astype(np.float32) / 255.0
   return frames, v.fps
@@ -395,7 +406,7 @@ def explain_video(
   data_cfg = cfg.get("data") or {}
   if frame_stride is None and int(data_cfg.get("frame_stride", 0) or 0) > 0:
     frame_stride = int(data_cfg["frame_stride"])
-  series = read_openface_csv(openface_csv)
+  series = read_openface_csv(openface_csv, **openface_options(data_cfg))
   si_T = read_smile_intensity(si_file)
   if si_T.shape[0] != series.n_frames:
     raise InputError(
@@ -409,9 +420,8 @@ def explain_video(
     models = {m: v for m, v in models.items() if m in methods}
   frames = None
   if video is not None and "realsmilenet" in models:
-    frames, _ = load_video_frames(
-      video, frame_stride=frame_stride, frame_size=int(data_cfg.get("frame_size", 48) or 48)
-    )
+    size = int(data_cfg.get("frame_size", 48) or 48)  # the mp4 must match the CSV as in the corpus (data_cfg)
+    frames, _ = load_video_frames(video, frame_stride=frame_stride, frame_size=size, openface=series, data_cfg=data_cfg)
   expl = explain_features(
     models,
     features,
