@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import runpy
+import shutil
 from pathlib import Path
 
 import jax
@@ -23,6 +24,7 @@ from smilejax import models, train
 from smilejax.errors import InputError
 from smilejax.models.layers import safe_l2_norm
 from smilejax.train import steps as train_steps
+from smilejax.train.checkpoints import one_line
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 VEC_CFG = {"name": "auwise", "epochs": 3, "standardize": True, "branch_features": 8, "dropout": 0.5}
@@ -255,6 +257,59 @@ def test_broken_checkpoint_is_one_line_input_error_naming_directory(tmp_path, ve
   with pytest.raises(InputError) as err:  # resuming the run meets the same broken checkpoint
     train.fit("auwise", dict(VEC_CFG, epochs=2), TRAIN_CFG, vec_data, tmp_path / "m")
   assert str(ckpt) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_checkpoint_error_text_is_whole_and_on_one_line():
+  text = "DATA_LOSS: Error reading " + "x" * 300 + "\n in OCDBT database: end of the message"
+  line = one_line(ValueError(text))
+  assert line.startswith("ValueError: DATA_LOSS") and line.endswith("end of the message") and "\n" not in line
+
+
+# A damaged file of the newest checkpoint: a truncated OCDBT manifest or array metadata, a garbled history.
+_DAMAGES = {
+  "truncated manifest": ("state/manifest.ocdbt", lambda b: b[: len(b) // 2]),
+  "truncated metadata": ("state/_METADATA", lambda b: b[: len(b) // 2]),
+  "garbled history": ("history/metadata", lambda b: b"{garbage" + b[8:]),
+}
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # no asyncio tracebacks
+@pytest.mark.parametrize("damage", list(_DAMAGES))
+def test_damaged_newest_checkpoint_falls_back_to_the_older_one(tmp_path, vec_data, damage, caplog):
+  """Epochs 1 and 2 checkpointed, epoch 2's damaged: the run resumes from epoch 1, says so in one line, and ends
+  exactly as the uninterrupted run."""
+  cfg = dict(VEC_CFG, epochs=3)
+  full = train.fit("m", cfg, TRAIN_CFG, vec_data, tmp_path / "full")
+
+  def stop_after(k):
+    def stop(epoch, record):
+      if epoch == k:
+        raise _Interrupt()
+
+    return stop
+
+  model_dir, ckpt = tmp_path / "m", tmp_path / "m" / "checkpoints"
+  with pytest.raises(_Interrupt):
+    train.fit("m", cfg, TRAIN_CFG, vec_data, model_dir, epoch_callback=stop_after(1))
+  shutil.copytree(ckpt / "1", tmp_path / "epoch1")
+  with pytest.raises(_Interrupt):
+    train.fit("m", cfg, TRAIN_CFG, vec_data, model_dir, epoch_callback=stop_after(2))
+  if not (ckpt / "1").exists():  # the keep policy dropped it (epoch 2 the better one): put it back
+    shutil.copytree(tmp_path / "epoch1", ckpt / "1")
+  name, damage_fn = _DAMAGES[damage]
+  (ckpt / "2" / name).write_bytes(damage_fn((ckpt / "2" / name).read_bytes()))
+
+  with caplog.at_level("WARNING"):
+    resumed = train.fit("m", cfg, TRAIN_CFG, vec_data, model_dir)
+  said = [r.getMessage() for r in caplog.records if "does not restore" in r.getMessage()]
+  assert len(said) == 1 and "\n" not in said[0], said
+  assert f"{ckpt}: epoch 2 does not restore" in said[0] and "resuming from the checkpoint of epoch 1" in said[0]
+  strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+  assert strip(resumed.history) == strip(full.history)
+  np.testing.assert_array_equal(resumed.test_prob, full.test_prob)
+  lines = (model_dir / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+  assert train.load_trained(model_dir).selected_epoch == full.selected_epoch
 
 
 def test_model_dir_with_other_config_is_refused(tmp_path, vec_data):

@@ -29,7 +29,14 @@ from absl import logging
 
 from smilejax.errors import InputError
 from smilejax.fileio import atomic_write, jsonable, write_json
-from smilejax.train.checkpoints import checkpoint_manager, one_line, restore, save_epoch, select_epoch
+from smilejax.train.checkpoints import (
+  checkpoint_manager,
+  one_line,
+  restore,
+  restore_newest,
+  save_epoch,
+  select_epoch,
+)
 from smilejax.train.evaluate import accuracy_and_loss, predict, predict_batch, sigmoid
 from smilejax.train.examples import Examples, Standardizer, as_examples, epoch_order, take_batch
 from smilejax.train.options import RESULT_NEUTRAL_TRAIN_KEYS, resolve_epochs, train_options
@@ -139,64 +146,67 @@ def fit(
   template = init_state(steps, _example_input(run_config), seed=seed)
 
   mngr = checkpoint_manager(model_dir, track_best=selection == "val")
-  state, history = template, {"epochs": []}
-  latest = mngr.latest_step()
-  if latest is not None:
-    if latest > epochs:
+  try:  # closed on every exit: an open manager left to the interpreter's shutdown ends in asyncio tracebacks
+    latest = mngr.latest_step()
+    if latest is not None and latest > epochs:
       raise InputError(f"{mngr.directory}: holds epoch {latest} > the configured {epochs} epochs")
-    state, history = restore(mngr, latest, template)
-    logging.info("%s%s: resuming after epoch %d of %d", log_prefix, model_name, latest, epochs)
-  records = list(history["epochs"])[: latest or 0]
-  _rewrite_metrics(model_dir / "metrics.jsonl", records)
+    state, history, done = template, {"epochs": []}, 0
+    newest = restore_newest(mngr, template, log_prefix=log_prefix)
+    if newest is not None:
+      done, state, history = newest
+      logging.info("%s%s: resuming after epoch %d of %d", log_prefix, model_name, done, epochs)
+    records = list(history["epochs"])[:done]
+    _rewrite_metrics(model_dir / "metrics.jsonl", records)
 
-  interval = float(tcfg["checkpoint_interval_s"])
-  last_save = time.time()
-  for epoch in range(len(records) + 1, epochs + 1):
-    t0 = time.time()
-    order = epoch_order(len(train), batch_size=bsz, seed=seed, epoch=epoch - 1)
-    state, losses = _train_epoch(model_name, steps, state, train, order, bucket=bucket, epoch=epoch)
-    record = {
-      "epoch": epoch,
-      "step": int(state.step),
-      "train_loss": float(np.mean(losses)),
-      "val_loss": None,
-      "val_acc": None,
-      "devices": 1 if steps.mesh is None else steps.mesh.size,
-    }
-    if val is not None:
-      vacc, vloss = accuracy_and_loss(
-        predict(steps, steps.on_one_device(state.variables), val, batch_size=ebsz, bucket=bucket), val.y
+    interval = float(tcfg["checkpoint_interval_s"])
+    last_save = time.time()
+    for epoch in range(len(records) + 1, epochs + 1):
+      t0 = time.time()
+      order = epoch_order(len(train), batch_size=bsz, seed=seed, epoch=epoch - 1)
+      state, losses = _train_epoch(model_name, steps, state, train, order, bucket=bucket, epoch=epoch)
+      record = {
+        "epoch": epoch,
+        "step": int(state.step),
+        "train_loss": float(np.mean(losses)),
+        "val_loss": None,
+        "val_acc": None,
+        "devices": 1 if steps.mesh is None else steps.mesh.size,
+      }
+      if val is not None:
+        vacc, vloss = accuracy_and_loss(
+          predict(steps, steps.on_one_device(state.variables), val, batch_size=ebsz, bucket=bucket), val.y
+        )
+        record.update(val_loss=vloss, val_acc=vacc)
+      record["seconds"] = round(time.time() - t0, 3)
+      records.append(record)
+      new_best = val is not None and select_epoch(records, selection) == epoch
+      if interval <= 0 or new_best or epoch == epochs or time.time() - last_save >= interval:
+        metrics = {k: record[k] for k in ("epoch", "val_acc", "val_loss")} if val is not None else None
+        save_epoch(mngr, epoch, state, records, metrics=metrics)
+        last_save = time.time()
+      with open(model_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+      eta = np.mean([r["seconds"] for r in records[-3:]]) * (epochs - epoch)
+      logging.info(
+        "%s%s epoch %d/%d: train_loss %.4f%s (%.1f s, ETA %.0f s)",
+        log_prefix,
+        model_name,
+        epoch,
+        epochs,
+        record["train_loss"],
+        f", val_loss {record['val_loss']:.4f} val_acc {record['val_acc']:.3f}" if val is not None else "",
+        record["seconds"],
+        eta,
       )
-      record.update(val_loss=vloss, val_acc=vacc)
-    record["seconds"] = round(time.time() - t0, 3)
-    records.append(record)
-    new_best = val is not None and select_epoch(records, selection) == epoch
-    if interval <= 0 or new_best or epoch == epochs or time.time() - last_save >= interval:
-      metrics = {k: record[k] for k in ("epoch", "val_acc", "val_loss")} if val is not None else None
-      save_epoch(mngr, epoch, state, records, metrics=metrics)
-      last_save = time.time()
-    with open(model_dir / "metrics.jsonl", "a") as f:
-      f.write(json.dumps(record) + "\n")
-    eta = np.mean([r["seconds"] for r in records[-3:]]) * (epochs - epoch)
-    logging.info(
-      "%s%s epoch %d/%d: train_loss %.4f%s (%.1f s, ETA %.0f s)",
-      log_prefix,
-      model_name,
-      epoch,
-      epochs,
-      record["train_loss"],
-      f", val_loss {record['val_loss']:.4f} val_acc {record['val_acc']:.3f}" if val is not None else "",
-      record["seconds"],
-      eta,
-    )
-    if epoch_callback is not None:
-      epoch_callback(epoch, record)
+      if epoch_callback is not None:
+        epoch_callback(epoch, record)
 
-  # Selection (never on test data), then one test evaluation.
-  selected = select_epoch(records, selection)
-  if selected != len(records):  # the weights in memory are those of the last epoch
-    state, _ = restore(mngr, selected, template)
-  mngr.close()
+    # Selection (never on test data), then one test evaluation.
+    selected = select_epoch(records, selection)
+    if selected != len(records):  # the weights in memory are those of the last epoch
+      state, _ = restore(mngr, selected, template)
+  finally:
+    mngr.close()
   variables = steps.on_one_device(state.variables)
   test_logits = predict(steps, variables, test, batch_size=ebsz, bucket=bucket)
   test_acc, _ = accuracy_and_loss(test_logits, test.y)
@@ -323,17 +333,19 @@ def load_trained(model_dir: str | Path) -> TrainedModel:
   standardizer = None
   if model_cfg.get("standardize", False):
     standardizer = Standardizer.load(model_dir / "standardizer.npz")
-  mngr = checkpoint_manager(model_dir, track_best=tcfg["selection"] == "val", read_only=True)
-  latest = mngr.latest_step()
-  if latest is None:
-    raise InputError(f"{mngr.directory}: no checkpoint")
   template = init_state(steps, _example_input(cfg), seed=0)  # shapes only; values come from the checkpoint
-  state, history = restore(mngr, latest, template)
-  records = history["epochs"]
-  selected = select_epoch(records, tcfg["selection"])
-  if selected != latest:
-    state, _ = restore(mngr, selected, template)
-  mngr.close()
+  mngr = checkpoint_manager(model_dir, track_best=tcfg["selection"] == "val", read_only=True)
+  try:
+    latest = mngr.latest_step()
+    if latest is None:
+      raise InputError(f"{mngr.directory}: no checkpoint")
+    state, history = restore(mngr, latest, template)
+    records = history["epochs"]
+    selected = select_epoch(records, tcfg["selection"])
+    if selected != latest:
+      state, _ = restore(mngr, selected, template)
+  finally:
+    mngr.close()
   return TrainedModel(
     module=steps.module,
     variables=state.variables,
