@@ -626,7 +626,38 @@ def test_extract_batch_workers_give_the_same_features():
   assert np.any(one.frame_BxTxD != 0, axis=(1, 2)).all() and np.any(one.cross_au_BxD != 0)
 
 
-def test_compute_features_float32_jittable(refs):
+def _tied_timings(da_seg, frames, i, j, extreme, tol_i, tol_j):
+  """The values frames[arg-extreme of da_i] - frames[arg-extreme of da_j] can take (in frames) when each arg-extreme
+  may be any frame whose float64 value is within tol of the extreme (a float32-level tie)."""
+  cand_i = frames[np.abs(da_seg[:, i] - extreme(da_seg[:, i])) <= tol_i]
+  cand_j = frames[np.abs(da_seg[:, j] - extreme(da_seg[:, j])) <= tol_j]
+  return np.unique(cand_i[:, None] - cand_j[None, :])
+
+
+def _check_timing_blocks(got_ca, ref_ca, ref_dyn, phases, n, fps=50.0):
+  """Cross-AU timing blocks (auda.md section 9: frame of max / min delta_adj of AU i minus that of AU j): a float32
+  value may differ from the float64 reference only by at most two frames, and only where the reference's
+  arg-extreme has a float32-level tie (values within 1e-5 x column max, the float32 path's accuracy) that gives
+  exactly the float32 value. Returns the share of values equal to the reference."""
+  pairs = [(i, j) for i in range(17) for j in range(i + 1, 17)]
+  got = got_ca.reshape(4, 4, len(pairs), 2)
+  want = ref_ca.reshape(4, 4, len(pairs), 2)
+  masks = (phases == 1, phases == 2, phases == 3, phases > 0)
+  exact = np.abs(got[:, 2:] - want[:, 2:]) < 1e-6
+  for s, b, p, k in zip(*np.nonzero(~exact)):
+    block, (i, j) = b + 2, pairs[p]
+    g, w = got[s, block, p, k], want[s, block, p, k]
+    where = f"segment {s}, block {block}, pair {(i, j)}, window {k}: float32 {g}, float64 {w}"
+    assert abs(g - w) <= 2 / fps + 1e-6, where
+    da = ref_dyn[("delta_adj", k)][:n]
+    frames = np.flatnonzero(masks[s])
+    tol = 1e-5 * np.abs(da).max(axis=0)
+    options = _tied_timings(da[frames], frames, i, j, np.max if block == 2 else np.min, tol[i], tol[j]) / fps
+    assert np.min(np.abs(options - g)) < 1e-6, f"no float32-level tie explains {where}"
+  return float(exact.mean())
+
+
+def test_compute_features_float32_jittable(refs, ref_dynamics_by_video):
   """The pure jittable path in default float32: within 1e-5 x column max of the float64 reference."""
   au, si, lengths = _padded_videos()
   t = T_VIDEO
@@ -644,12 +675,11 @@ def test_compute_features_float32_jittable(refs):
     aw, ca = np.asarray(out["au_wise"][b]), np.asarray(out["cross_au"][b])
     assert np.all(np.isfinite(aw)) and np.all(np.isfinite(ca))
     np.testing.assert_allclose(aw, r["au_wise"], rtol=1e-4, atol=1e-5 * np.abs(r["au_wise"]).max())
-    # min/max blocks to float32 precision; the time blocks may move by a frame where float32 changes an argmax
+    # min/max blocks to float32 precision; the time blocks may move by a frame or two where float32 breaks a tie
     blocks = ca.reshape(4, 4, 272)
     want = r["cross_au"].reshape(4, 4, 272)
     np.testing.assert_allclose(blocks[:, :2], want[:, :2], rtol=1e-4, atol=1e-5 * np.abs(want[:, :2]).max())
-    assert np.mean(np.abs(blocks[:, 2:] - want[:, 2:]) < 1e-6) > 0.95
-    assert np.all(np.abs(blocks[:, 2:] - want[:, 2:]) < 10.0)
+    assert _check_timing_blocks(ca, r["cross_au"], ref_dynamics_by_video[vid], r["phases"], n) >= 0.98, vid
 
 
 def test_float32_constant_windows():
