@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_path
 
 from smilejax.constants import AU_NAMES, AU_NUMBERS, NUM_AUS
 from smilejax.errors import InputError
 from smilejax.io import auda_package as pkg
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 VID = "001_deliberate_smile_2"
 
 
@@ -84,9 +84,7 @@ def test_loose_names(tmp_path):
 
 
 def test_reference_si_file_in_a_package(tmp_path):
-  src = SHARED / "data" / "auda_reference" / f"{VID}_smile_intensities.txt"
-  if not src.is_file():
-    pytest.skip(f"shared reference data absent: {src}")
+  src = shared_path("data", "auda_reference", f"{VID}_smile_intensities.txt")
   (tmp_path / "smile_intensities").mkdir()
   shutil.copy(src, tmp_path / "smile_intensities" / src.name)
   v = pkg.read_auda_package(tmp_path)[VID]

@@ -9,15 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_path
 
 from smilejax.constants import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, NUM_AUS
 from smilejax.errors import InputError
 from smilejax.io import intensity, nemo, openface, video
 
 DATA = Path(__file__).resolve().parent / "data"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REAL = SHARED / "data" / "real"
-OFFICIAL_FOLDS = SHARED / "data" / "uva_nemo_folds"
 
 
 def raises_input_error(fn, *names: str) -> str:
@@ -32,10 +30,7 @@ def raises_input_error(fn, *names: str) -> str:
 
 
 def real_file(name: str) -> Path:
-  path = REAL / name
-  if not path.is_file():
-    pytest.skip(f"shared real data absent: {path}")
-  return path
+  return shared_path("data", "real", name)
 
 
 # ---------------------------------------------------------------------------------------------------------- errors
@@ -262,9 +257,7 @@ def test_smile_intensity_round_trip(tmp_path):
 
 
 def test_smile_intensity_reference_file():
-  path = SHARED / "data" / "auda_reference" / "001_deliberate_smile_2_smile_intensities.txt"
-  if not path.is_file():
-    pytest.skip(f"shared reference data absent: {path}")
+  path = shared_path("data", "auda_reference", "001_deliberate_smile_2_smile_intensities.txt")
   si = intensity.read_smile_intensity(path)
   assert si.shape == (104,) and si[0] == pytest.approx(-0.017202)
 
@@ -407,13 +400,12 @@ def test_package_fold_lists():
 
 
 def test_package_fold_lists_are_the_official_bytes():
-  if not OFFICIAL_FOLDS.is_dir():
-    pytest.skip(f"shared fold lists absent: {OFFICIAL_FOLDS}")
+  official = shared_path("data", "uva_nemo_folds")
   pkg = nemo.package_folds_dir()
   for kind in "PS":
     for k in range(1, 11):
       name = nemo.fold_file_name(kind, k)
-      assert pkg.joinpath(name).read_bytes() == (OFFICIAL_FOLDS / name).read_bytes(), name
+      assert pkg.joinpath(name).read_bytes() == (official / name).read_bytes(), name
 
 
 def test_parse_video_id():
