@@ -220,16 +220,16 @@ def fit_method(
   return train.fit(method, mcfg, config.train, data, model_dir, feature_splits=splits, **kw)
 
 
-def _write_predictions(
-  path: Path, prepared: Prepared, fold: int, test_ids: Sequence[str], results: Mapping[str, train.FitResult]
-) -> None:
+def _predictions_csv(
+  prepared: Prepared, fold: int, test_ids: Sequence[str], results: Mapping[str, train.FitResult]
+) -> str:
   run = tuple(m for m in methods.METHODS if m in results)
   lines = [",".join(["id", "subject", "label", "fold", *run])]
   for i, vid in enumerate(test_ids):
     v = prepared.corpus.videos[vid]
     probs = (f"{float(results[m].test_prob[i]):.6f}" for m in run)
     lines.append(",".join([vid, v.subject, str(int(v.label)), str(fold), *probs]))
-  fileio.write_text(path, "\n".join(lines) + "\n")
+  return "\n".join(lines) + "\n"
 
 
 def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
@@ -241,7 +241,6 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
   prepared = prepare(config)
   fdir = wd.fold_dir(workdir, fold)
   fdir.mkdir(parents=True, exist_ok=True)
-  (fdir / wd.FOLD_RESULT).unlink(missing_ok=True)  # recomputing: the fold is not done until written again
   split = fold_split(prepared, config, fold)
   logging.info(
     "fold %d: %d train, %d val, %d test videos", fold, len(split.train_ids), len(split.val_ids), len(split.test_ids)
@@ -264,7 +263,7 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
   for m in run:
     if tuple(results[m].test_ids) != tuple(test_ids):
       raise RuntimeError(f"{m}: test ids out of order")
-  _write_predictions(fdir / wd.PREDICTIONS, prepared, fold, test_ids, results)
+  predictions = _predictions_csv(prepared, fold, test_ids, results)
   result = {
     "fold": fold,
     "accuracy": {m: float(results[m].test_acc) for m in run},
@@ -283,6 +282,10 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
   if skipped:
     result["skipped_videos"] = dict(skipped)
     result["n_skipped_test"] = sum(v in skipped for v in prepared.corpus.folds.get(fold, ()))
+  # A finished fold's files stay as they are until the new ones are complete (a failed rerun changes nothing); then
+  # fold_result.json (its presence = finished) goes, predictions.csv is replaced, and fold_result.json comes last.
+  (fdir / wd.FOLD_RESULT).unlink(missing_ok=True)
+  fileio.write_text(fdir / wd.PREDICTIONS, predictions)
   fileio.write_json(fdir / wd.FOLD_RESULT, result)
   (fdir / wd.FAILED).unlink(missing_ok=True)
   logging.info(

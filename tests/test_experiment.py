@@ -184,6 +184,24 @@ def test_failing_fold_keeps_the_others_and_is_reported_missing(config, fold1, tm
   assert "1/2 folds" in md, "the report must say the average covers 1 of 2 folds"
 
 
+def test_failed_rerun_of_a_finished_fold_keeps_its_results(config, fold1, tmp_path, monkeypatch):
+  """A rerun that fails late (here in the per-video timing, after every model is restored and tested) leaves the
+  finished fold's predictions.csv and fold_result.json byte for byte, and no temporary file."""
+  workdir = tmp_path / "wd"
+  shutil.copytree(fold1[0], workdir)
+  fdir = workdir / "fold_01"
+  before = {p.name: p.read_bytes() for p in fdir.iterdir() if p.is_file()}
+  assert set(before) == {"fold_result.json", "predictions.csv"}
+
+  def failing(*args, **kwargs):
+    raise RuntimeError("injected failure")
+
+  monkeypatch.setattr(experiment.timing, "time_methods", failing)
+  with pytest.raises(RuntimeError, match="injected failure"):
+    experiment.run_fold(config, workdir, 1)
+  assert {p.name: p.read_bytes() for p in fdir.iterdir() if p.is_file()} == before
+
+
 def test_workdir_with_another_config_is_refused(config, tmp_path):
   workdir = tmp_path / "wd"
   experiment.check_workdir(config, workdir, folds=[1])
