@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smilejax import data, experiment, extract, methods, prepare, report, results
+from smilejax import data, experiment, explain, extract, methods, prepare, report, results
 from smilejax.constants import NUM_AUS
 from smilejax.errors import InputError
 from smilejax.io import intensity, nemo, openface, video
@@ -130,6 +130,18 @@ def test_load_video_refuses_a_mismatched_mp4(bad_corpus):
   # A config that allows it: loaded, with the old warning-level facts in the metadata.
   v = data.load_video(vid, si_proxy="AU12", max_frame_mismatch=20, **kw)
   assert v.meta["n_video_frames"] == 20 and v.n_frames == T
+
+
+def test_explain_refuses_a_mismatched_mp4(bad_corpus):
+  """explain_video's frames go through the same check, with the run's tolerances (config.json data)."""
+  root, _ = bad_corpus
+  vid = "003_spontaneous_smile_1"
+  series = openface.read_openface_csv(root / "openface" / f"{vid}.csv")
+  mp4 = root / "videos" / f"{vid}.mp4"
+  with pytest.raises(InputError, match=f"{vid}.mp4 .* does not match .*{vid}.csv"):
+    explain.load_video_frames(mp4, openface=series, data_cfg={})
+  frames, fps = explain.load_video_frames(mp4, openface=series, data_cfg={"max_frame_mismatch": 20})
+  assert fps == 25.0 and frames.shape[0] > 0
 
 
 def test_default_data_config_reproduces_the_readers_defaults():
