@@ -6,7 +6,7 @@ sections 2 (frame sampling, 48x48 bicubic) and 4 (padding with a length vector),
 
 Reading goes through ``smilejax.io`` only: the corpus folder layout is checked by ``io.nemo.scan_dataset``, the AU
 series by ``io.openface``, the smile intensity by ``io.intensity`` and the frames by ``io.video``; a video whose mp4
-does not match its CSV (frame count, duration) beyond the tolerances is bad input too (:func:`check_video_matches`).
+does not match its CSV (frame count, duration) beyond the tolerances is bad input too (``io.video.check_video_matches``).
 Decoding is the slow part (a 1080p clip takes about a second), so each video's arrays are cached in ``cache_dir`` as
 one ``.npz`` whose name carries a hash of its source files (names, sizes, mtimes) and of the loading options: a
 second load with unchanged files reads the cache and decodes nothing.
@@ -46,7 +46,9 @@ __all__ = [
   "load_video",
   "loading_options",
   "openface_options",
+  "match_options",
   "dataset_name",
+  "DATA_DEFAULTS",
   "BAD_VIDEOS_FILE",
 ]
 
@@ -134,7 +136,7 @@ class Video:
   si_T: float64 [T] smile intensity, one value per frame (or the flagged proxy, see ``meta["si_source"]``).
   frames_TxHxWxC: uint8 [T', S, S, 3], the frames at ``meta["frame_indices"]`` (every ``frame_stride``-th, see
     :func:`sample_frame_indices`) resized to S x S (bicubic); None when loaded with ``with_frames=False``.
-  fps: the AU series' frame rate (from the OpenFace timestamps).
+  fps: the AU series' frame rate (data.fps when given, else from the OpenFace timestamps).
   meta: JSON-able facts: n_frames, n_interpolated, openface_fps, si_source, and with frames: video_fps,
     n_video_frames, frame_stride, frame_indices.
   """
