@@ -111,6 +111,8 @@ def test_skip_leaves_bad_videos_out_and_keeps_them(corpus_dir, bad_corpus, tmp_p
   assert (
     sorted(data.load_corpus(root, with_frames=False, use_cache=False, on_bad_video="skip").skipped) == sorted(bad)[:2]
   )
+  given = data.load_corpus(root, with_frames=False, use_cache=False, on_bad_video="skip", fps=25.0)  # data.fps
+  assert {v.fps for v in given.videos.values()} == {25.0}
   shutil.rmtree(root)
   shutil.copytree(corpus_dir, root)
   assert not data.load_corpus(root, cache_dir=cache, progress=False).skipped
