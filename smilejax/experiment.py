@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from smilejax import constants, fileio, methods, report, runtime, timing, train
+from smilejax import constants, fileio, methods, report, runtime, synthetic, timing, train
 from smilejax import workdir as wd
 from smilejax.data import DATA_DEFAULTS, loading_options
 from smilejax.errors import InputError
@@ -35,6 +35,48 @@ from smilejax.prepare import Prepared, auda_options, corpus_root, prepare
 
 # Config keys whose change does not invalidate finished folds (they affect no trained model and no accuracy).
 RESUME_IGNORED_KEYS: tuple[str, ...] = ("folds", "timing", "name")
+
+# What ``validate_config`` requires of a config's values: (dotted key, type, test, what the test asks). A key the
+# config lacks is not checked (older run configs); train.val_fraction and the models' epochs are checked apart.
+_ANY = (lambda v: True, "")
+_GE0, _GE1, _POS = (lambda v: v >= 0, ">= 0"), (lambda v: v >= 1, ">= 1"), (lambda v: v > 0, "> 0")
+_BETA = (lambda v: 0 <= v < 1, "in [0, 1)")
+VALUE_CHECKS: tuple[tuple[str, type, tuple[Any, str]], ...] = (
+  ("seed", int, _GE0),
+  *((f"data.{k}", str, _ANY) for k in ("root", "dataset", "synthetic_dir", "cache_dir")),
+  ("data.require_root", bool, _ANY),
+  ("data.with_video", bool, _ANY),
+  ("data.synthetic_size", str, (lambda v: v in synthetic.CONFIGS, f"one of {', '.join(sorted(synthetic.CONFIGS))}")),
+  ("data.synthetic_seed", int, _GE0),
+  ("data.synthetic_subjects", int, _GE0),
+  ("data.frame_size", int, _GE1),
+  ("data.frame_stride", int, _GE0),
+  ("data.fps", float, _GE0),
+  ("data.max_gap_seconds", float, _GE0),
+  ("data.max_failed_fraction", float, (lambda v: 0 <= v <= 1, "in [0, 1]")),
+  ("data.max_frame_mismatch", int, _GE0),
+  ("data.max_duration_mismatch", float, _GE0),
+  ("auda_batch.bucket", int, _GE1),
+  ("auda_batch.chunk_size", int, _GE1),
+  ("auda_batch.workers", int, _GE1),
+  ("train.batch_size", int, _GE1),
+  ("train.eval_batch_size", int, _GE1),
+  ("train.learning_rate", float, _POS),
+  ("train.adam_b1", float, _BETA),
+  ("train.adam_b2", float, _BETA),
+  ("train.adam_eps", float, _POS),
+  ("train.l2_weight", float, _GE0),
+  ("train.epochs", int, _GE0),
+  ("train.bucket", int, _GE1),
+  ("train.checkpoint_interval_s", float, _GE0),
+  ("train.data_parallel", int, _GE0),
+  ("timing.enabled", bool, _ANY),
+  ("timing.warmup", bool, _ANY),
+  ("timing.max_videos", int, _GE0),
+  ("timing.auda_bucket", int, _GE1),
+)
+_TYPE_NAMES = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}
+_MISSING = object()
 
 
 # ------------------------------------------------------------------------------------------------ config checks
@@ -65,6 +107,45 @@ def run_methods(config: Any) -> tuple[str, ...]:
   return run
 
 
+def _lookup(config: Any, key: str) -> Any:
+  node = config
+  for part in key.split("."):
+    if not hasattr(node, "get") or part not in node:
+      return _MISSING
+    node = node[part]
+  return node
+
+
+def _check_value(key: str, value: Any, kind: type, test: Any, what: str) -> None:
+  if kind is bool:
+    ok = isinstance(value, (bool, np.bool_))
+  elif kind is int:
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+  elif kind is float:
+    ok = (
+      isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    )
+  else:
+    ok = isinstance(value, kind)
+  if not ok or not test(value):
+    must = what if kind is str and what else f"{_TYPE_NAMES[kind]}{' ' + what if what else ''}"
+    raise InputError(f"config {key}: must be {must}, got {value!r}")
+
+
+def check_values(config: Any) -> None:
+  """The types and ranges of ``VALUE_CHECKS``, train.val_fraction (selection "val") and the epochs of every model
+  the run trains: InputError "config <key>: must be ..., got <value>" for the first bad one."""
+  for key, kind, (test, what) in VALUE_CHECKS:
+    value = _lookup(config, key)
+    if value is not _MISSING:
+      _check_value(key, value, kind, test, what)
+  if str(config.train.get("selection", "val")) == "val" and "val_fraction" in config.train:
+    _check_value("train.val_fraction", config.train.val_fraction, float, lambda v: 0 < v < 1, "in (0, 1)")
+  if not int(config.train.get("epochs", 0) or 0) > 0:
+    for m in run_methods(config):
+      _check_value(f"models.{m}.epochs", config.models[m].get("epochs", 0), int, *_GE1)
+
+
 def validate_config(config: Any) -> None:
   """Errors a run would meet late, reported before anything is written (one line each)."""
   if not str(config.data.root).strip() and bool(config.data.get("require_root", False)):
@@ -75,6 +156,7 @@ def validate_config(config: Any) -> None:
     if m not in config.models:
       raise InputError(f"config has no models.{m}")
   run_methods(config)
+  check_values(config)
   auda_options(config)  # unknown or bad AUDA options raise here
   loading_options(config.data)  # a bad data.on_bad_video raises here
 
@@ -109,20 +191,35 @@ def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
   return [] if a == b else [prefix.rstrip(".")]
 
 
+def _has_results(workdir: Path) -> bool:
+  """Whether ``workdir`` holds what a run would lose: a finished fold or a model's checkpoint."""
+  for fdir in workdir.glob("fold_*"):
+    if (fdir / wd.FOLD_RESULT).is_file():
+      return True
+    if any(p.name.isdigit() for p in fdir.glob(f"*/{train.checkpoints.CHECKPOINT_DIR}/*")):
+      return True
+  return False
+
+
 def check_workdir(
   config: Any, workdir: str | os.PathLike, *, overwrite: bool = False, folds: Sequence[int] = ()
 ) -> None:
   """Write ``workdir/config.json``; refuse a workdir made with a config that differs in a way that matters
   (anything but ``RESUME_IGNORED_KEYS``) unless ``overwrite`` (which then deletes the old folds and reports).
-  The stored ``folds`` become the union of the old and the requested folds (what the report expects)."""
-  validate_config(config)
+  The stored ``folds`` become the union of the old and the requested folds (what the report expects).
+
+  The config, the corpus and ``folds`` are checked first (``check_inputs``): bad input writes nothing. A workdir
+  whose earlier run left no results (no finished fold, no checkpoint: e.g. it failed on a bad value) is not
+  protected: its config.json is replaced."""
   workdir = Path(workdir)
+  if workdir.exists() and not workdir.is_dir():
+    raise InputError(f"{workdir}: not a folder (the workdir must be a folder or not exist yet)")
+  check_inputs(config, folds)
   workdir.mkdir(parents=True, exist_ok=True)
   new = json.loads(config.to_json_best_effort(sort_keys=True))
   path = workdir / wd.CONFIG
   old = None
-  has_results = any(p.is_dir() and p.name.startswith("fold_") and any(p.iterdir()) for p in workdir.iterdir())
-  if path.exists() and has_results:
+  if path.exists() and _has_results(workdir):
     try:
       old = json.loads(path.read_text())
     except (OSError, ValueError) as e:
@@ -330,8 +427,7 @@ def run_all_folds(
   """Run every fold of ``folds`` (default ``config.folds``), skipping finished ones; report at the end."""
   workdir = Path(workdir)
   folds = [int(k) for k in (folds if folds else config.folds)]
-  check_inputs(config, folds)  # bad input stops the run here, not once per fold
-  check_workdir(config, workdir, overwrite=overwrite, folds=folds)
+  check_workdir(config, workdir, overwrite=overwrite, folds=folds)  # bad input stops the run here, not once per fold
   done, skipped, failed = [], [], {}
   t0 = time.time()
   for i, fold in enumerate(folds):

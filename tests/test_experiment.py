@@ -206,7 +206,7 @@ def test_workdir_with_another_config_is_refused(config, tmp_path):
   workdir = tmp_path / "wd"
   experiment.check_workdir(config, workdir, folds=[1])
   (workdir / "fold_01").mkdir()
-  (workdir / "fold_01" / "marker").write_text("x")
+  (workdir / "fold_01" / "fold_result.json").write_text("{}\n")  # a finished fold
   other = config.copy_and_resolve_references()
   other.train.l2_weight = 0.01
   with pytest.raises(InputError, match="another configuration.*train.l2_weight"):
@@ -217,6 +217,45 @@ def test_workdir_with_another_config_is_refused(config, tmp_path):
   assert json.loads((workdir / "config.json").read_text())["folds"] == [1, 2]
   experiment.check_workdir(other, workdir, folds=[1], overwrite=True)
   assert not (workdir / "fold_01").exists()
+  # A run that failed before its first checkpoint (a model folder with its config.json only) locks nothing.
+  failed_early = tmp_path / "failed_early"
+  experiment.check_workdir(config, failed_early, folds=[1])
+  (failed_early / "fold_01" / "auwise").mkdir(parents=True)
+  (failed_early / "fold_01" / "auwise" / "config.json").write_text("{}\n")
+  experiment.check_workdir(other, failed_early, folds=[1])
+  assert json.loads((failed_early / "config.json").read_text())["train"]["l2_weight"] == 0.01
+
+
+@pytest.mark.parametrize(
+  "key,value,message",
+  [
+    ("train.batch_size", 0, "config train.batch_size: must be an integer >= 1, got 0"),
+    ("train.val_fraction", 1.5, r"config train.val_fraction: must be a finite number in \(0, 1\), got 1.5"),
+    ("train.learning_rate", float("nan"), "config train.learning_rate: must be a finite number > 0, got nan"),
+    ("train.data_parallel", -1, "config train.data_parallel: must be an integer >= 0, got -1"),
+    ("models.auwise.epochs", 0, "config models.auwise.epochs: must be an integer >= 1, got 0"),
+    ("data.frame_size", 0, "config data.frame_size: must be an integer >= 1, got 0"),
+    ("data.synthetic_size", "huge", "config data.synthetic_size: must be one of default, tiny, uvanemo, got 'huge'"),
+    ("timing.max_videos", -2, "config timing.max_videos: must be an integer >= 0, got -2"),
+  ],
+)
+def test_bad_config_values_are_one_line_errors_naming_the_key(key, value, message):
+  c = _load_config("test")
+  section, name = key.rsplit(".", 1)
+  holder = c
+  for part in section.split("."):
+    holder = holder[part]
+  with holder.ignore_type():
+    holder[name] = value
+  with pytest.raises(InputError, match=message):
+    experiment.validate_config(c)
+
+
+@pytest.mark.parametrize("name", ["default", "test", "uvanemo", "auda_package"])
+def test_shipped_configs_pass_the_value_checks(name):
+  c = _load_config(name)
+  c.data.root = "/some/corpus" if c.data.require_root else c.data.root
+  experiment.validate_config(c)
 
 
 def test_extract_features_matches_experiment_features(config, fold1, tmp_path):
@@ -271,7 +310,13 @@ def test_bad_input_stops_before_any_fold_or_loading(config, tmp_path, monkeypatc
   missing.data.root = str(tmp_path / "nowhere")
   with pytest.raises(InputError, match="nowhere: corpus folder does not exist"):
     experiment.run_all_folds(missing, tmp_path / "wd")
+  with pytest.raises(InputError, match="no fold 11"):  # bin/run_fold's order: the workdir first, then the fold
+    experiment.check_workdir(config, tmp_path / "wd", folds=[11])
   assert not (tmp_path / "wd").exists()
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  with pytest.raises(InputError, match=f"{a_file}: not a folder"):
+    experiment.check_workdir(config, a_file, folds=[1])
 
 
 def test_auda_package_corpus_runs_the_auda_methods_only(config, fold1, tmp_path):

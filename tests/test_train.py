@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from smilejax import models, train
 from smilejax.errors import InputError
 from smilejax.models.layers import safe_l2_norm
+from smilejax.train import run as train_run
 from smilejax.train import steps as train_steps
 from smilejax.train.checkpoints import one_line
 
@@ -316,6 +317,20 @@ def test_model_dir_with_other_config_is_refused(tmp_path, vec_data):
   train.fit("auwise", dict(VEC_CFG, epochs=1), TRAIN_CFG, vec_data, tmp_path / "m")
   with pytest.raises(InputError, match="another configuration"):
     train.fit("auwise", dict(VEC_CFG, epochs=1, dropout=0.1), TRAIN_CFG, vec_data, tmp_path / "m")
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_does_not_lock_its_folder(tmp_path, vec_data, monkeypatch):
+  """A run that crashes in its first epoch (e.g. on a bad value) saved nothing: the folder takes another config."""
+
+  def crash(*args, **kwargs):
+    raise ZeroDivisionError("injected crash in the first epoch")
+
+  monkeypatch.setattr(train_run, "_train_epoch", crash)
+  with pytest.raises(ZeroDivisionError):
+    train.fit("auwise", dict(VEC_CFG, epochs=1, dropout=0.1), TRAIN_CFG, vec_data, tmp_path / "m")
+  monkeypatch.undo()
+  r = train.fit("auwise", dict(VEC_CFG, epochs=1), TRAIN_CFG, vec_data, tmp_path / "m")
+  assert r.epochs == 1 and json.loads((tmp_path / "m" / "config.json").read_text())["model"]["dropout"] == 0.5
 
 
 def test_fixed_selection_trains_all_epochs_without_validation(tmp_path, vec_data):

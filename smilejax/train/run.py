@@ -30,6 +30,7 @@ from absl import logging
 from smilejax.errors import InputError
 from smilejax.fileio import atomic_write, jsonable, write_json
 from smilejax.train.checkpoints import (
+  CHECKPOINT_DIR,
   checkpoint_manager,
   one_line,
   restore,
@@ -90,7 +91,7 @@ def fit(
   data: {"train": Examples, "val": Examples or None, "test": Examples} (or mappings with x, y, ids).
     With selection "val" the validation split must be non-empty; with "fixed" it is ignored.
   model_dir: the model's folder (module docstring). A run whose checkpoints exist resumes from its latest epoch; a
-    folder holding a run with another configuration is refused.
+    folder holding checkpoints of a run with another configuration is refused.
   feature_splits: splits whose final-branch features (eval mode, selected epoch) are returned in
     ``FitResult.features`` (what late fusion needs).
   epoch_callback: called as ``epoch_callback(epoch, record)`` after each epoch is saved (tests use it to interrupt).
@@ -273,8 +274,11 @@ def _comparable(run_config: Mapping[str, Any]) -> dict:
 
 
 def _check_or_write_config(path: Path, run_config: dict) -> None:
-  """Write ``config.json``, or refuse a folder whose run differs in anything but ``RESULT_NEUTRAL_TRAIN_KEYS``."""
-  if path.exists():
+  """Write ``config.json``, or refuse a folder whose checkpointed run differs in anything but
+  ``RESULT_NEUTRAL_TRAIN_KEYS``. A folder without a checkpoint holds nothing to lose (e.g. its run failed on a bad
+  value before the first epoch was saved): its config.json is replaced."""
+  ckpt_dir = path.parent / CHECKPOINT_DIR
+  if path.exists() and ckpt_dir.is_dir() and any(p.name.isdigit() for p in ckpt_dir.iterdir()):
     try:
       old = _comparable(json.loads(path.read_text()))
     except (OSError, ValueError) as e:
