@@ -1,5 +1,6 @@
 """Test-session set-up: the CPU is presented to JAX as two devices (as bin/ does on a 2-core machine), so the
-data-parallel training step is exercised; this must happen before any test starts JAX's backends.
+data-parallel training step is exercised; this must happen before any test starts JAX's backends. ``tiny_corpus``:
+the synthetic tiny corpus, generated once per session for every module that trains on it.
 
 ``shared_path`` is the one way tests reach ../shared (the authors' reference vectors, real files and fold lists next
 to the repository): a checkout without it skips those tests with the reason, but under CI (``CI=true``) a missing
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from smilejax import runtime
+from smilejax import runtime, synthetic
 
 runtime.configure_cpu_devices(2)
 
@@ -30,3 +31,10 @@ def shared_path(*parts: str) -> Path:
       pytest.fail(f"shared reference data absent: {path} (CI=true: the reference must be there)", pytrace=False)
     pytest.skip(f"shared reference data absent: {path}")
   return path
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+  """The synthetic corpus of configs/test.py (size tiny, seed 0), generated once: set config.data.synthetic_dir to
+  it (prepare finds it complete and does not generate it again)."""
+  return synthetic.ensure_corpus(tmp_path_factory.mktemp("corpus") / "tiny", size="tiny", seed=0, progress=False)

@@ -1,18 +1,25 @@
 """Tests for smilejax/explain.py: layout helpers against the spec's examples, gradient × input against closed forms
-on linear Flax models wrapped in fake TrainedModel-like objects, fusion scoring, and the plot."""
+on linear Flax models wrapped in fake TrainedModel-like objects, fusion scoring, the plot, and explain_video on a
+fold trained by the experiment (its probabilities are the fold's predictions.csv)."""
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 import types
+from pathlib import Path
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
-from smilejax import constants, explain
+from smilejax import auda, constants, experiment, explain
+from smilejax import models as smodels
+from smilejax import workdir as workdir_lib
+from smilejax.auda import layout
 
 A = constants.NUM_AUS
 
@@ -173,8 +180,6 @@ def test_fusion_all_needs_realsmilenet_frames(linear_setup):
 
 def test_attributions_conserve_total_on_a_real_vectornet():
   """On a real (non-linear) AU-wise model the per-AU sums must conserve the feature total."""
-  from smilejax import models as smodels
-
   rng = np.random.default_rng(0)
   module = smodels.build("auwise")
   init = jax.jit(lambda key, x: module.init(key, x, None, train=False))
@@ -195,11 +200,6 @@ def test_attributions_conserve_total_on_a_real_vectornet():
 
 
 def test_plot_explanation(linear_setup, tmp_path):
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
   _, _, expl, _ = linear_setup
   fig = explain.plot_explanation(expl, top_k=6)
   ax_bar, ax_t = fig.axes[0], fig.axes[1]
@@ -224,44 +224,47 @@ def test_standardize_forms():
   np.testing.assert_allclose(explain.standardize(x, None), x)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("smilejax.auda") is None, reason="smilejax.auda not written yet")
-def test_explain_video_end_to_end(tmp_path, linear_setup):
-  """Files -> readers -> auda.extract -> fake loader -> probabilities and a per-AU table."""
-  from smilejax.io.intensity import write_smile_intensity
-  from smilejax.io.openface import write_openface_csv
-
-  models, _, _, _ = linear_setup
-  t = np.arange(200)
-  env = np.clip(np.sin(np.pi * (t - 30) / 120), 0, None) * (t > 30) * (t < 150)
-  au = np.zeros((200, A))
-  au[:, constants.AU_NAMES.index("AU12")] = 3 * env
-  au[:, constants.AU_NAMES.index("AU06")] = 1.5 * env
-  write_openface_csv(tmp_path / "v.csv", au, timestamps_T=t / 50.0)
-  write_smile_intensity(tmp_path / "v_smile_intensities.txt", -0.01 + 0.04 * env)
-  fold = tmp_path / "fold_01"
-  for m in models:
-    (fold / m).mkdir(parents=True)
-  expl = explain.explain_video(
-    fold,
-    openface_csv=tmp_path / "v.csv",
-    si_file=tmp_path / "v_smile_intensities.txt",
-    load_model=lambda d: models[d.name],
-  )
-  assert set(expl.probabilities) == {"framewise", "auwise", "crossau", "fusion_auda"}
-  assert all(0.0 <= p <= 1.0 for p in expl.probabilities.values())
-  assert len(expl.attributions) == 3 * A + 1
-  assert np.isfinite(expl.attributions["attribution"]).all()
+@pytest.fixture(scope="module")
+def auda_fold(tiny_corpus, tmp_path_factory):
+  """Fold 1 of the tiny config (configs/test.py) trained by the experiment, AUDA methods only (no RealSmileNet
+  compilation) and one epoch each: its directory and predictions.csv."""
+  c = runpy.run_path(str(Path(__file__).resolve().parents[1] / "configs" / "test.py"))["get_config"]()
+  c.data.synthetic_dir = str(tiny_corpus)
+  c.methods = ("framewise", "auwise", "crossau", "fusion_auda")
+  c.folds = (1,)
+  c.train.epochs = 1
+  c.timing.enabled = False
+  workdir = tmp_path_factory.mktemp("wd")
+  experiment.check_workdir(c, workdir, folds=[1])
+  experiment.run_fold(c, workdir, 1)
+  fold = workdir_lib.fold_dir(workdir, 1)
+  return fold, pd.read_csv(fold / workdir_lib.PREDICTIONS, dtype={"id": str, "subject": str})
 
 
-@pytest.mark.skipif(importlib.util.find_spec("smilejax.auda") is None, reason="smilejax.auda not written yet")
+def test_explain_video_gives_the_folds_predictions(auda_fold):
+  """Files of each test video (fold_test_video) -> readers -> auda.extract -> the fold's trained models: the
+  probabilities are those the experiment recorded in predictions.csv (6 decimals: within 5e-7 + float32 noise)."""
+  fold, preds = auda_fold
+  models = explain.load_models(fold)
+  assert set(models) == {"framewise", "auwise", "crossau", "fusion_auda"}
+  assert len(preds) >= 2
+  for video_id in preds["id"]:
+    inputs = explain.fold_test_video(fold, video_id)
+    assert inputs["id"] == video_id and inputs["video"] is not None
+    expl = explain.explain_video(fold, openface_csv=inputs["openface_csv"], si_file=inputs["si_file"], models=models)
+    assert expl.video_id == video_id
+    assert set(expl.probabilities) == set(models)
+    for method, p in expl.probabilities.items():
+      assert abs(p - inputs["predictions"][method]) <= 2e-6, (video_id, method, p, inputs["predictions"][method])
+    assert len(expl.attributions) == 3 * A + 1
+    assert np.isfinite(expl.attributions["attribution"]).all()
+
+
 def test_layout_agrees_with_auda_extract():
   """Only AU12 (and SI) vary: every non-zero feature auda.extract produces must be one the helpers assign to AU12
   (frame-wise: AU12's 9 columns + SI; AU-wise: AU12's 7 per segment; cross-AU: pairs containing AU12)."""
-  from smilejax import auda
-  from smilejax.auda import layout
-
   a12 = constants.AU_NAMES.index("AU12")
-  t = np.arange(200)  # same shape as the end-to-end test: auda compiles once
+  t = np.arange(200)
   env = np.clip(np.sin(np.pi * (t - 30) / 120), 0, None) * (t > 30) * (t < 150)
   au = np.zeros((200, A))
   au[:, a12] = 3 * env + 0.05 * np.sin(t / 3.0)
