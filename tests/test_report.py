@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
 
 from smilejax import methods, paper, report
 
@@ -252,16 +255,44 @@ def test_config_fold_subset(tmp_path):
   assert "(2/" not in report.results_table_markdown(res)
 
 
-def test_figure_draws_paper_bars_only_for_uvanemo(tmp_path):
-  n_bars = {}
+def _bar_tops_by_fold(bars, folds, offset):
+  """{fold: top of its bar} for bars centred at (fold position + offset) on the x axis."""
+  tops = {}
+  for p in bars:
+    pos = p.get_x() + p.get_width() / 2 - offset
+    assert pos == pytest.approx(round(pos)), pos
+    tops[folds[round(pos)]] = p.get_y() + p.get_height()
+  return tops
+
+
+def test_figure_bars_are_the_fold_accuracies_and_paper_only_for_uvanemo(tmp_path):
+  """One panel per method (in order, titled with its name); each of our bars stands at its fold and reaches that
+  fold's accuracy in %, a missing fold has none; on UvA-NEMO the paper's bar beside it reaches the paper's number
+  for that list fold."""
   for ds in ("uvanemo", "synthetic"):
     wd = tmp_path / ds
-    make_fake_workdir(wd, dataset=ds, missing=(2,))
-    fig = report.plot_results(report.load_results(wd))
-    n_bars[ds] = [len(ax.patches) for ax in fig.axes if ax.patches]
-  # 9 finished folds of ours per panel; on UvA-NEMO plus the paper's 10 per panel.
-  assert n_bars["synthetic"] == [9] * 6
-  assert n_bars["uvanemo"] == [19] * 6
+    truth = make_fake_workdir(wd, dataset=ds, missing=(2,))
+    res = report.load_results(wd)
+    fig = report.plot_results(res)
+    panels = [ax for ax in fig.axes if ax.patches]
+    assert len(panels) == len(METHODS)
+    folds = list(res.folds)
+    finished = [k for k in folds if k != 2]
+    for ax, m in zip(panels, METHODS):
+      assert ax.get_title().startswith(NAMES[m])
+      ours = [p for p in ax.patches if to_hex(p.get_facecolor()) == "#1f77b4"]
+      others = [p for p in ax.patches if to_hex(p.get_facecolor()) != "#1f77b4"]
+      half = ours[0].get_width() / 2 if ds == "uvanemo" else 0.0
+      tops = _bar_tops_by_fold(ours, folds, -half)
+      assert sorted(tops) == finished, m
+      for k in finished:
+        assert tops[k] == pytest.approx(100 * truth["acc"][k][m], abs=1e-9), (ds, m, k)
+      if ds == "synthetic":
+        assert others == []
+      else:
+        paper_tops = _bar_tops_by_fold(others, folds, half)
+        want = paper.paper_accuracy_by_list_fold(m)
+        assert paper_tops == {k: pytest.approx(want[k], abs=1e-9) for k in folds}, m
 
 
 def test_confusion_threshold_is_the_training_rule():
@@ -289,9 +320,6 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 @pytest.mark.parametrize("name", ["results.ipynb", "explain.ipynb"])
 def test_notebook_is_valid_nbformat4_and_code_compiles(name):
-  import ast
-  import re
-
   path = NOTEBOOKS / name
   nb = json.loads(path.read_text(encoding="utf-8"))
   assert nb["nbformat"] == 4 and nb["nbformat_minor"] >= 5
