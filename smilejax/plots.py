@@ -176,9 +176,10 @@ def cross_au_matrix(
   if kind not in CROSS_AU_KINDS or segment not in segments or window not in layout.AudaOptions().windows:
     raise InputError(f"cross_au_matrix: no block {segment!r} / {kind!r} / window {window} in the layout")
   m = np.full((constants.NUM_AUS, constants.NUM_AUS), np.nan)
-  prefix, suffix = f"{segment}: ", f" {kind}{window}"
+  wanted = f"{kind}{window}".replace(" ", "")  # names: "<segment>: AUi-AUj <statistic><window>", spacing varies
   for index, (name, x) in enumerate(zip(names, v)):
-    if name.startswith(prefix) and name.endswith(suffix):
+    seg, _, stat = name.split(" ", 2)
+    if seg == f"{segment}:" and stat.replace(" ", "") == wanted:
       i, j = layout.cross_au_feature_pair(index, n_segments=len(segments))
       m[i, j] = m[j, i] = x
   return pd.DataFrame(m, index=list(constants.AU_NAMES), columns=list(constants.AU_NAMES))

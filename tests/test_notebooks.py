@@ -17,11 +17,14 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
-from smilejax import synthetic, table1
+from smilejax import constants, plots, synthetic, table1
 from smilejax import workdir as workdir_lib
+from smilejax.auda import layout
 from smilejax.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +75,30 @@ def test_source_kind(tmp_path):
     table1.source_kind(tmp_path / "absent")
 
 
+def test_feature_matrices_follow_the_layout():
+  aw = plots.au_wise_matrix(np.arange(layout.AU_WISE_SEGMENT_DIM * 4))
+  assert aw.shape == (4 * 7, constants.NUM_AUS)
+  assert aw.loc["apex: max Δ9", "AU12"] == layout.au_wise_feature_names().index("apex: AU12 max Δ9")
+  cx = plots.cross_au_matrix(
+    np.arange(layout.CROSS_AU_SEGMENT_DIM * 4), segment="onset", kind="Δt max increase", window=9
+  )
+  want = layout.cross_au_feature_names().index("onset: AU06-AU12 Δt max increase 9")
+  assert cx.loc["AU06", "AU12"] == cx.loc["AU12", "AU06"] == want
+  assert (
+    np.isnan(np.diag(cx.to_numpy())).all() and np.isfinite(cx.to_numpy()[~np.eye(constants.NUM_AUS, dtype=bool)]).all()
+  )
+  with pytest.raises(InputError):
+    plots.cross_au_matrix(np.zeros(10))
+
+
 # --------------------------------------------------------------------------------------------------- executed
+
+
+@pytest.mark.timeout(120)
+def test_a_raising_cell_fails(tmp_path):
+  nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise ValueError('broken cell')")])
+  with pytest.raises(CellExecutionError, match="broken cell"):
+    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
 
 
 @pytest.fixture(scope="module")
