@@ -1,5 +1,5 @@
 """The notebooks run: each is executed headless (nbclient, a fresh kernel) on the tiny config, in a temporary copy of
-notebooks/, and a cell that raises fails its test. They share one tiny corpus (built once here by the library) and one
+notebooks/, and a cell that raises fails its test. They share one tiny corpus (conftest's ``tiny_corpus``) and one
 trained fold (quickstart.ipynb trains it; the others read its workdir) through the environment variables the notebooks
 read: SMILEJAX_REPO, SMILEJAX_SYNTHETIC_DIR, SMILEJAX_WORKDIR, SMILEJAX_FIGURE_DIR (each notebook saves its main figure
 there; ``SMILEJAX_FIGURE_DIR=$PWD/docs pytest tests/test_notebooks.py`` redraws docs/notebook_*.png).
@@ -22,7 +22,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from smilejax import constants, plots, synthetic, table1
+from smilejax import constants, plots, table1
 from smilejax import workdir as workdir_lib
 from smilejax.auda import layout
 from smilejax.errors import InputError
@@ -102,10 +102,10 @@ def test_a_raising_cell_fails(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-  """The environment every notebook runs in: one tiny corpus, one workdir, one figure folder."""
+def shared(tmp_path_factory, tiny_corpus):
+  """The environment every notebook runs in: the session's tiny corpus (conftest), one workdir, one figure folder."""
   root = tmp_path_factory.mktemp("notebooks")
-  corpus = synthetic.ensure_corpus(root / "tiny", size="tiny", progress=False)
+  corpus = tiny_corpus
   figures = Path(os.environ.get("SMILEJAX_FIGURE_DIR") or root / "figures")
   figures.mkdir(parents=True, exist_ok=True)
   env = dict(os.environ)
