@@ -1,7 +1,7 @@
 """The bin/ programs run as commands (subprocesses): exit status, files written and messages.
 
-One tiny synthetic corpus, written by bin/make_corpus, serves the module. The fold runs train the two AUDA vector
-models only (AU-wise and cross-AU, 2 epochs each, a few seconds) without per-video timing. Bad input must end with exit
+The session's tiny synthetic corpus (conftest's ``tiny_corpus``) serves the module. The fold runs train the two AUDA
+vector models only (AU-wise and cross-AU, 2 epochs each, a few seconds) without per-video timing. Bad input must end with exit
 status 1, exactly one "error: ..." line on stderr, no traceback, and nothing written.
 """
 
@@ -34,14 +34,19 @@ def _run(cwd: Path, program: str, *args, timeout: float = 300) -> subprocess.Com
 
 
 @pytest.fixture(scope="module")
-def cli_dir(tmp_path_factory) -> Path:
-  """A folder with the tiny corpus in tiny/ (bin/make_corpus); the commands run with it as their working folder."""
+def cli_dir(tmp_path_factory, tiny_corpus) -> Path:
+  """The commands' working folder; tiny/ in it links to the session's tiny corpus."""
   root = tmp_path_factory.mktemp("cli")
-  proc = _run(root, "make_corpus", f"--out={root / 'tiny'}", "--size=tiny")
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert proc.stdout.strip().splitlines()[-1] == str(root / "tiny")
-  assert (root / "tiny" / "generator.json").is_file()
+  (root / "tiny").symlink_to(tiny_corpus, target_is_directory=True)
   return root
+
+
+def test_make_corpus_leaves_a_complete_corpus_as_it_is(cli_dir):
+  before = sorted((p.name, p.stat().st_mtime_ns) for p in (cli_dir / "tiny").iterdir())
+  proc = _run(cli_dir, "make_corpus", f"--out={cli_dir / 'tiny'}", "--size=tiny", "--seed=0")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip().splitlines()[-1] in (str(cli_dir / "tiny"), str(cli_dir.joinpath("tiny").resolve()))
+  assert sorted((p.name, p.stat().st_mtime_ns) for p in (cli_dir / "tiny").iterdir()) == before
 
 
 def _fold_args(cli_dir: Path, workdir: Path) -> list[str]:
