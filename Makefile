@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	# The face front end's model file (smilejax/face/model.py); an intact cached copy is kept without network.
+# The face front end's model file (smilejax/face/model.py); an intact cached copy is kept without network.
 	$(BIN)/python -m smilejax.face.model
 	touch $(STAMP)
 
