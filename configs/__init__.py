@@ -56,6 +56,7 @@ def paper_config() -> ml_collections.ConfigDict:
   c.data.max_failed_fraction = 0.10  # auda.md §1: more failed frames than this refuses the CSV
   c.data.max_frame_mismatch = 2  # an mp4 and its CSV may differ by this many frames ...
   c.data.max_duration_mismatch = 0.02  # ... and by this fraction of their duration; beyond, the video is bad input
+  c.data.au_source = "openface"  # who wrote the CSVs: "openface", or "mediapipe" (bin/extract_aus: proxies + crops)
   c.data.on_bad_video = "fail"  # "fail": stop, listing every bad video; "skip": leave them out, listed in the report
 
   c.auda = ml_collections.ConfigDict()  # auda.md §11 (fields of smilejax.auda.AudaOptions)

@@ -67,6 +67,7 @@ DATA_DEFAULTS = {
   "max_frame_mismatch": 2,
   "max_duration_mismatch": 0.02,
   "on_bad_video": "fail",
+  "au_source": "openface",  # nemo_io.AU_SOURCES: "mediapipe" = a bin/extract_aus corpus (frames from crops/<id>.npy)
 }
 
 
@@ -103,8 +104,12 @@ def loading_options(data_cfg: Any) -> dict:
   on_bad = str(_get(data_cfg, "on_bad_video"))
   if on_bad not in ON_BAD_VIDEO:
     raise InputError(f"config data.on_bad_video must be one of {ON_BAD_VIDEO}, got {on_bad!r}")
+  au_source = str(_get(data_cfg, "au_source"))
+  if au_source not in nemo_io.AU_SOURCES:
+    raise InputError(f"config data.au_source must be one of {nemo_io.AU_SOURCES}, got {au_source!r}")
   m = match_options(data_cfg)
   return {
+    "au_source": au_source,
     **openface_options(data_cfg),
     "max_frame_mismatch": m["max_frames"],
     "max_duration_mismatch": m["max_duration"],
@@ -289,8 +294,10 @@ def load_video(
   max_failed_fraction: float = 0.10,
   max_frame_mismatch: int = 2,
   max_duration_mismatch: float = 0.02,
+  crops_path: Path | None = None,
 ) -> Video:
-  """Read one clip's files into a :class:`Video` (no cache). See :func:`load_corpus` for the options."""
+  """Read one clip's files into a :class:`Video` (no cache). See :func:`load_corpus` for the options; with
+  ``crops_path`` (a bin/extract_aus corpus) the frames are its crops at the sampled indices, not the mp4's."""
   subject, label = nemo_io.parse_video_id(video_id)
   of = openface_io.read_openface_csv(
     openface_path,
@@ -316,7 +323,15 @@ def load_video(
         f"{si_path}: {si_T.shape[0]} smile-intensity values but {openface_path} has {of.n_frames} frames"
       )
   frames = None
-  if with_frames:
+  if with_frames and crops_path is not None:
+    crops = nemo_io.read_crops(crops_path, of.n_frames)
+    stride = frame_stride or default_frame_stride(of.fps)
+    idx = sample_frame_indices(of.n_frames, stride)
+    frames = np.ascontiguousarray(crops[idx])
+    if frames.shape[1:3] != (frame_size, frame_size):
+      frames = video_io.resize_frames(frames, frame_size)
+    meta.update(video_fps=of.fps, n_video_frames=of.n_frames, frame_stride=int(stride), frame_indices=idx.tolist())
+  elif with_frames:
     if video_path is None:
       raise InputError(f"{video_id}: no video file (needed for frames; load with with_frames=False to skip)")
     frames, video_meta = _decode_sampled(
@@ -354,7 +369,7 @@ def load_video(
   )
 
 
-_READ_DEFAULTS = {k: v for k, v in loading_options(None).items() if k != "on_bad_video"}
+_READ_DEFAULTS = {k: v for k, v in loading_options(None).items() if k not in ("on_bad_video", "au_source")}
 
 
 def _file_signature(path: Path | None) -> list:
@@ -420,6 +435,7 @@ def load_corpus(
   with_frames: bool = True,
   si_proxy: str | None = None,
   on_bad_video: str = "fail",
+  au_source: str = "openface",
   **read_options: Any,
 ) -> Corpus:
   """Load every video of the folds of the corpus folder ``root`` (layout: ``smilejax.io.nemo``).
@@ -432,6 +448,8 @@ def load_corpus(
     si_proxy: None (SI files required) or an AU name such as ``"AU12"`` whose series stands in for SI; flagged in
       ``Video.meta["si_source"]`` (auda.md section 1: never a silent substitute).
     on_bad_video: "fail" or "skip" (module docstring: Bad videos).
+    au_source: who wrote the CSVs (``io.nemo.AU_SOURCES``): "openface", or "mediapipe" for a bin/extract_aus corpus,
+      whose frames come from ``crops/<id>.npy`` (no mp4 decoding); the sidecars must agree (``io.nemo``).
     read_options: :func:`load_video`'s rules (fps, fps_range, max_gap_seconds, max_failed_fraction,
       max_frame_mismatch, max_duration_mismatch); :func:`loading_options` builds them from a config.
   Raises InputError (one line) naming every missing or bad file at once (``on_bad_video="fail"``).
@@ -442,7 +460,15 @@ def load_corpus(
     raise ValueError(f"on_bad_video must be one of {ON_BAD_VIDEO}, got {on_bad_video!r}")
   if si_proxy is not None:
     intensity_io.si_proxy_column(si_proxy)  # fail early on a bad name
-  files = nemo_io.scan_dataset(root, require_video=with_frames, require_si=si_proxy is None, missing_ok=True)
+  crops = au_source == "mediapipe" and with_frames
+  files = nemo_io.scan_dataset(
+    root,
+    require_video=with_frames and not crops,
+    require_si=si_proxy is None,
+    missing_ok=True,
+    au_source=au_source,
+    require_crops=crops,
+  )
   options = {
     "v": _CACHE_VERSION,
     "frame_size": int(frame_size),
@@ -450,6 +476,7 @@ def load_corpus(
     "with_frames": bool(with_frames),
     "si_proxy": si_proxy,
     **{k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(read_options.items())},
+    **({"au_source": au_source} if au_source != "openface" else {}),  # default entries keep their names
   }
   cache: Path | None = None
   if use_cache:
@@ -470,7 +497,7 @@ def load_corpus(
     sources = [
       files.openface_paths[vid],
       files.si_paths[vid] if si_proxy is None else None,
-      files.video_paths[vid] if with_frames else None,
+      (files.crop_paths[vid] if crops else files.video_paths[vid]) if with_frames else None,
     ]
     video = None
     if cache is not None:
@@ -489,6 +516,7 @@ def load_corpus(
           frame_stride=frame_stride,
           with_frames=with_frames,
           si_proxy=si_proxy,
+          crops_path=files.crop_paths[vid] if crops else None,
           **read_options,
         )
       except InputError as err:

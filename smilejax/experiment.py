@@ -56,6 +56,7 @@ VALUE_CHECKS: tuple[tuple[str, type, tuple[Any, str]], ...] = (
   ("data.max_failed_fraction", float, (lambda v: 0 <= v <= 1, "in [0, 1]")),
   ("data.max_frame_mismatch", int, _GE0),
   ("data.max_duration_mismatch", float, _GE0),
+  ("data.au_source", str, (lambda v: v in nemo.AU_SOURCES, f"one of {', '.join(nemo.AU_SOURCES)}")),
   ("auda_batch.bucket", int, _GE1),
   ("auda_batch.chunk_size", int, _GE1),
   ("auda_batch.workers", int, _GE1),
@@ -375,6 +376,9 @@ def run_fold(config: Any, workdir: str | os.PathLike, fold: int) -> dict:
     "seed": int(config.seed),
     "wall_s": round(time.time() - t0, 1),
   }
+  au_source = str(config.data.get("au_source", DATA_DEFAULTS["au_source"]))
+  if au_source != DATA_DEFAULTS["au_source"]:  # the AUs the models were trained on (OpenFace files keep their keys)
+    result["au_source"] = au_source
   skipped = prepared.corpus.skipped  # data.on_bad_video = "skip": never dropped silently
   if skipped:
     result["skipped_videos"] = dict(skipped)

@@ -141,6 +141,14 @@ def _fold_list(ks: Sequence[int]) -> str:
   return ", ".join(str(k) for k in ks) if ks else "none"
 
 
+def _au_source_part(results: Results) -> str:
+  """The header's "AU source: mediapipe · " when the models were trained on another AU source than OpenFace (config.json
+  data.au_source; absent = OpenFace), else nothing (the header of an OpenFace run stays as it was)."""
+  data_cfg = results.config.get("data") if isinstance(results.config, dict) else None
+  source = str(data_cfg.get("au_source", "openface")) if isinstance(data_cfg, dict) else "openface"
+  return "" if source == "openface" else f"AU source: {source} (proxies, not OpenFace's AUs) · "
+
+
 def report_markdown(results: Results, predictions: pd.DataFrame | None = None) -> str:
   """The full results.md text."""
   n_exp = len(results.folds)
@@ -149,7 +157,8 @@ def report_markdown(results: Results, predictions: pd.DataFrame | None = None) -
     f"# Results: dataset {results.dataset}",
     "",
     f"Backend: {_backend_line(results)} · dataset: {results.dataset} · seed: {seed} · "
-    f"folds finished: {len(results.finished)}/{n_exp}"
+    + _au_source_part(results)
+    + f"folds finished: {len(results.finished)}/{n_exp}"
     + (f" (not finished: {_fold_list(results.missing)})" if results.missing else ""),
     "",
   ]

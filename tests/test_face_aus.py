@@ -148,7 +148,7 @@ def test_extract_aus_folder(tmp_path, model_file, face_video):
   assert not (out / "openface" / "no_face.csv").exists()
 
   write_fold_lists(out / "folds", {1: [POSED], 2: [SPONTANEOUS]})
-  corpus = load_corpus(out, use_cache=False, progress=False)
+  corpus = load_corpus(out, use_cache=False, progress=False, au_source="mediapipe")  # frames from crops/
   assert sorted(corpus.videos) == [POSED, SPONTANEOUS]
   assert corpus.videos[POSED].frames_TxHxWxC.shape[1:] == (48, 48, 3)
 

@@ -7,6 +7,11 @@ Layout (``smilejax.constants``; the synthetic corpus writes the same)::
     <root>/smile_intensities/<id>_smile_intensities.txt
     <root>/folds/P_fold_all_k.txt, S_fold_all_k.txt   k = 1..K (absent: the official UvA-NEMO lists, package data)
 
+A corpus written by ``bin/extract_aus`` (``au_source = "mediapipe"``: MediaPipe proxies of the AUs, not OpenFace's)
+has, per id, ``openface/<id>.au_source.json`` (a sidecar naming the source) and ``crops/<id>.npy`` (uint8
+[T, 48, 48, 3] aligned face crops of every frame, RealSmileNet's frames instead of the mp4). The sidecars keep the two
+sources apart: :func:`scan_dataset` refuses a CSV whose sidecar does not match the requested source.
+
 Ids: ``NNN_deliberate_smile_k`` (posed, label 0) or ``NNN_spontaneous_smile_k`` (spontaneous, label 1); the subject is
 the 3-digit prefix. Fold k = ``P_fold_all_k.txt`` ∪ ``S_fold_all_k.txt``, one id per line. The official lists are in
 ``smilejax/data/folds/`` (see the README there for their source).
@@ -16,10 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import json
 import os
 import re
 from pathlib import Path
 
+import numpy as np
 from absl import logging
 
 from smilejax.constants import (
@@ -43,7 +50,16 @@ __all__ = [
   "DatasetFiles",
   "scan_dataset",
   "package_folds_dir",
+  "AU_SOURCES",
+  "CROPS_DIR",
+  "AU_SOURCE_SUFFIX",
+  "read_au_source",
+  "read_crops",
 ]
+
+AU_SOURCES = ("openface", "mediapipe")  # config data.au_source: who wrote openface/<id>.csv
+CROPS_DIR = "crops"  # <id>.npy, bin/extract_aus (smilejax.face.aus.CROPS_DIR)
+AU_SOURCE_SUFFIX = ".au_source.json"  # openface/<id>.au_source.json, bin/extract_aus (smilejax.face.aus.sidecar_path)
 
 VIDEO_ID_RE = re.compile(r"^(\d{3})_(deliberate|spontaneous)_smile_\d+$")
 _FOLD_FILE_RE = re.compile(r"^([PS])_fold_all_(\d+)\.txt$")
@@ -172,6 +188,65 @@ class DatasetFiles:
   openface_paths: dict[str, Path | None]
   si_paths: dict[str, Path | None]
   missing: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # id -> its absent files (missing_ok)
+  crop_paths: dict[str, Path | None] = dataclasses.field(default_factory=dict)  # require_crops (au_source mediapipe)
+
+
+def _listing(folder: Path) -> set[str]:
+  """The names in ``folder`` (empty when it is not a folder)."""
+  return {e.name for e in folder.iterdir()} if folder.is_dir() else set()
+
+
+def read_au_source(sidecar: Path) -> str:
+  """The ``au_source`` a bin/extract_aus sidecar names (InputError, one line, when it is unreadable)."""
+  try:
+    source = json.loads(sidecar.read_text(encoding="utf-8")).get("au_source")
+  except (OSError, ValueError, AttributeError) as err:
+    raise InputError(f"{sidecar}: unreadable AU-source sidecar ({err})") from None
+  if not isinstance(source, str) or not source:
+    raise InputError(f"{sidecar}: AU-source sidecar without an au_source")
+  return source
+
+
+def read_crops(path: Path, n_frames: int) -> np.ndarray:
+  """``crops/<id>.npy`` opened without reading it whole (uint8 [T, H, W, 3] with T = ``n_frames``, the CSV's frame
+  count); a damaged file or another shape is an InputError naming it."""
+  try:
+    crops = np.load(path, mmap_mode="r", allow_pickle=False)
+  except (OSError, ValueError) as err:
+    raise InputError(f"{path}: unreadable crops file ({err})") from None
+  if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[0] != n_frames:
+    raise InputError(
+      f"{path}: crops {crops.dtype} {list(crops.shape)}, expected uint8 [{n_frames}, H, W, 3] (one per CSV frame)"
+    )
+  return crops
+
+
+def _check_au_source(root: Path, ids: list[str], csvs: set[str], au_source: str) -> None:
+  """Every CSV of ``ids`` must come from ``au_source``: "mediapipe" needs each one's sidecar saying so, "openface"
+  refuses any CSV with a sidecar (bin/extract_aus output). One InputError line naming the first offending file."""
+  if au_source not in AU_SOURCES:
+    raise InputError(f"config data.au_source must be one of {AU_SOURCES}, got {au_source!r}")
+  wrong = []
+  for vid in ids:
+    if f"{vid}.csv" not in csvs:
+      continue
+    sidecar = root / OPENFACE_DIR / f"{vid}{AU_SOURCE_SUFFIX}"
+    found = read_au_source(sidecar) if f"{vid}{AU_SOURCE_SUFFIX}" in csvs else "openface"
+    if found != au_source:
+      wrong.append((vid, sidecar, found))
+  if not wrong:
+    return
+  vid, sidecar, found = wrong[0]
+  more = f" (and {len(wrong) - 1} more of {len(ids)} videos)" if len(wrong) > 1 else ""
+  if au_source == "mediapipe":
+    raise InputError(
+      f"{root / OPENFACE_DIR / (vid + '.csv')}: written by OpenFace, not by bin/extract_aus (no {sidecar.name} "
+      f"saying au_source mediapipe){more}; data.au_source = mediapipe needs a corpus written by bin/extract_aus"
+    )
+  raise InputError(
+    f"{root / OPENFACE_DIR / (vid + '.csv')}: written by bin/extract_aus (au_source {found}, {sidecar.name}), not by "
+    f"OpenFace{more}; set --config.data.au_source={found} for such a corpus"
+  )
 
 
 def scan_dataset(
@@ -181,6 +256,8 @@ def scan_dataset(
   require_si: bool = True,
   folds: dict[int, list[str]] | None = None,
   missing_ok: bool = False,
+  au_source: str = "openface",
+  require_crops: bool = False,
 ) -> DatasetFiles:
   """Check a corpus folder against the layout above and return its files.
 
@@ -192,7 +269,8 @@ def scan_dataset(
     - some files of known ids absent -> "<root>: N files missing: videos/x.mp4, openface/y.csv, ...".
   Files of ids that no fold lists are ignored (logged). ``missing_ok``: absent files of known ids are returned in
   ``DatasetFiles.missing`` (id -> relative paths) instead (their paths None), for a caller that lists every bad
-  video at once.
+  video at once. ``au_source``: who must have written the CSVs (``_check_au_source``); ``require_crops``: each id
+  needs ``crops/<id>.npy`` (frames of a bin/extract_aus corpus, asked for instead of ``require_video``).
   """
   root = Path(root)
   if not root.is_dir():
@@ -207,6 +285,9 @@ def scan_dataset(
     folds = read_fold_lists(None)
     folds_source = "package"
   required = [OPENFACE_DIR] + ([SMILE_INTENSITY_DIR] if require_si else []) + ([VIDEO_DIR] if require_video else [])
+  required += [CROPS_DIR] if require_crops else []
+  if (root / OPENFACE_DIR).is_dir():  # first: the likeliest cause of the other complaints (a corpus of the other kind)
+    _check_au_source(root, sorted(v for ids in folds.values() for v in ids), _listing(root / OPENFACE_DIR), au_source)
   absent = [d + "/" for d in required if not (root / d).is_dir()]
   if absent:
     raise InputError(
@@ -215,21 +296,24 @@ def scan_dataset(
     )
 
   def listing(d: str) -> set[str]:
-    p = root / d
-    return {e.name for e in p.iterdir()} if p.is_dir() else set()
+    return _listing(root / d)
 
   videos, csvs, sis = listing(VIDEO_DIR), listing(OPENFACE_DIR), listing(SMILE_INTENSITY_DIR)
+  crops = listing(CROPS_DIR) if require_crops else set()
   rel = {
+    "crops": lambda v: f"{CROPS_DIR}/{v}.npy",
     "video": lambda v: f"{VIDEO_DIR}/{v}.mp4",
     "openface": lambda v: f"{OPENFACE_DIR}/{v}.csv",
     "si": lambda v: f"{SMILE_INTENSITY_DIR}/{v}{SMILE_INTENSITY_SUFFIX}",
   }
   have = {
+    "crops": lambda v: f"{v}.npy" in crops,
     "video": lambda v: f"{v}.mp4" in videos,
     "openface": lambda v: f"{v}.csv" in csvs,
     "si": lambda v: f"{v}{SMILE_INTENSITY_SUFFIX}" in sis,
   }
   needed = ["openface"] + (["si"] if require_si else []) + (["video"] if require_video else [])
+  needed += ["crops"] if require_crops else []
   all_ids = sorted(v for ids in folds.values() for v in ids)
   unknown: dict[int, list[str]] = {}
   missing: list[str] = []
@@ -270,4 +354,5 @@ def scan_dataset(
     openface_paths={v: (root / rel["openface"](v)) if have["openface"](v) else None for v in all_ids},
     si_paths={v: (root / rel["si"](v)) if have["si"](v) else None for v in all_ids},
     missing=missing_of,
+    crop_paths={v: (root / rel["crops"](v)) if have["crops"](v) else None for v in all_ids} if require_crops else {},
   )
