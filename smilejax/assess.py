@@ -26,7 +26,7 @@ from smilejax import workdir as workdir_lib
 from smilejax.errors import InputError
 from smilejax.face import aus as face_aus
 from smilejax.face.frontend import track_face
-from smilejax.io.video import VideoReader
+from smilejax.io.video import VideoReader, resize_frames
 from smilejax.methods import AUDA_METHODS, METHODS
 from smilejax.sequences import default_frame_stride, sample_frame_indices
 
@@ -95,6 +95,22 @@ def _csv_au_source(openface_csv: Path) -> str:
   if sidecar.is_file():
     return str(json.loads(sidecar.read_text(encoding="utf-8")).get("au_source", AU_SOURCE_OPENFACE))
   return AU_SOURCE_OPENFACE
+
+
+def _extracted_crops(openface_csv: Path, cfg: dict[str, Any]) -> np.ndarray | None:
+  """RealSmileNet's input from a bin/extract_aus corpus (<root>/crops/<id>.npy next to <root>/openface/<id>.csv,
+  sampled as smilejax.data samples them), or None when there are no crops."""
+  path = face_aus.crop_path(openface_csv.parent.parent, openface_csv.stem)
+  sidecar = openface_csv.with_name(f"{openface_csv.stem}.au_source.json")
+  if not path.is_file():
+    return None
+  crops = np.load(path, mmap_mode="r", allow_pickle=False)
+  fps = float(json.loads(sidecar.read_text(encoding="utf-8"))["fps"])
+  frames = np.ascontiguousarray(crops[sample_frame_indices(crops.shape[0], _frame_stride(cfg, fps))])
+  size = int((cfg.get("data") or {}).get("frame_size", 48) or 48)
+  if frames.shape[1:3] != (size, size):
+    frames = resize_frames(frames, size)
+  return frames.astype(np.float32) / 255.0
 
 
 def _frame_stride(cfg: dict[str, Any], fps: float) -> int:
@@ -208,7 +224,12 @@ def assess_video(
     expl = explain_with_face_frontend(video, fold_dir, models, model_path=model_path)
   else:
     used = _csv_au_source(Path(openface_csv))
-    expl = explain.explain_video(fold_dir, openface_csv=openface_csv, si_file=si_file, video=video, models=models)
+    frames = (
+      _extracted_crops(Path(openface_csv), cfg) if used == face_aus.AU_SOURCE and "realsmilenet" in models else None
+    )
+    expl = explain.explain_video(
+      fold_dir, openface_csv=openface_csv, si_file=si_file, video=video, models=models, frames_TxHxWxC=frames
+    )
   warnings = []
   if used != trained:
     warnings.append(

@@ -390,6 +390,7 @@ def explain_video(
   frame_stride: int | None = None,
   load_model: Callable[[Path], Any] | None = None,
   models: Mapping[str, Any] | None = None,
+  frames_TxHxWxC: np.ndarray | None = None,
 ) -> Explanation:
   """Score one video with a trained fold and attribute the AUDA models' decisions to AUs (module docstring).
 
@@ -398,6 +399,8 @@ def explain_video(
   RealSmileNet and the fusion of all features are not scored). auda_options / frame_stride: default to the run's
   config.json ("auda" section, data.frame_stride), so the features match those the models were trained on.
   models: already loaded models (skips loading; load_model: the loader, default smilejax.train.load_trained).
+  frames_TxHxWxC: RealSmileNet's input already sampled (e.g. a bin/extract_aus corpus's crops); ``video`` is then
+  not decoded.
   """
   fold_dir = Path(fold_dir)
   cfg = run_config(fold_dir)
@@ -418,8 +421,8 @@ def explain_video(
     models = load_models(fold_dir, methods, load_model=load_model)
   elif methods is not None:
     models = {m: v for m, v in models.items() if m in methods}
-  frames = None
-  if video is not None and "realsmilenet" in models:
+  frames = frames_TxHxWxC
+  if frames is None and video is not None and "realsmilenet" in models:
     size = int(data_cfg.get("frame_size", 48) or 48)  # the mp4 must match the CSV as in the corpus (data_cfg)
     frames, _ = load_video_frames(video, frame_stride=frame_stride, frame_size=size, openface=series, data_cfg=data_cfg)
   expl = explain_features(

@@ -14,6 +14,7 @@ from conftest import shared_path
 from smilejax import assess, experiment, explain
 from smilejax import workdir as workdir_lib
 from smilejax.errors import InputError
+from smilejax.face import aus, model
 from smilejax.methods import METHODS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,3 +109,22 @@ def test_missing_workdir_and_unfinished_fold(workdir, single_face, tmp_path):
   assert assess.resolve_fold(workdir) == workdir_lib.fold_dir(workdir, 1)
   r = _run(single_face, f"--workdir={tmp_path / 'nope'}")
   assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("error:") and "no such workdir" in r.stderr
+
+
+def test_extract_aus_csv_path_uses_the_crops(workdir, single_face, tmp_path):
+  """A bin/extract_aus output given as --openface_csv/--si_file: its sidecar names the AU source (mediapipe) and
+  RealSmileNet sees the stored crops, so its probability is the one of the direct front-end path."""
+  model_path = model.find_model()
+  aus.extract_video(single_face, tmp_path, "clip", model_path=model_path, model_sha256=model.sha256(model_path))
+  via_csv = assess.assess_video(
+    single_face,
+    workdir,
+    openface_csv=tmp_path / "openface" / "clip.csv",
+    si_file=tmp_path / "smile_intensities" / "clip_smile_intensities.txt",
+  )
+  direct = assess.assess_video(single_face, workdir)
+  assert via_csv.au_source == direct.au_source == "mediapipe"
+  assert set(via_csv.explanation.probabilities) == set(METHODS)
+  p_csv, p_direct = via_csv.explanation.probabilities, direct.explanation.probabilities
+  assert abs(p_csv["realsmilenet"] - p_direct["realsmilenet"]) <= 1e-5, (p_csv, p_direct)
+  assert via_csv.phases.keys() == direct.phases.keys()
