@@ -23,10 +23,13 @@ import numpy as np
 
 from smilejax import auda, constants, explain
 from smilejax import workdir as workdir_lib
+from smilejax.constants import AU_SOURCE_SUFFIX
+from smilejax.data import crop_frames
 from smilejax.errors import InputError
 from smilejax.face import aus as face_aus
 from smilejax.face.frontend import track_face
-from smilejax.io.video import VideoReader, resize_frames
+from smilejax.io import nemo
+from smilejax.io.video import VideoReader
 from smilejax.methods import AUDA_METHODS, METHODS
 from smilejax.sequences import default_frame_stride, sample_frame_indices
 
@@ -91,25 +94,24 @@ def resolve_fold(workdir: str | os.PathLike, fold: int | None = None) -> Path:
 
 def _csv_au_source(openface_csv: Path) -> str:
   """The AU source of a CSV: the bin/extract_aus sidecar's, else OpenFace."""
-  sidecar = openface_csv.with_name(f"{openface_csv.stem}.au_source.json")
-  if sidecar.is_file():
-    return str(json.loads(sidecar.read_text(encoding="utf-8")).get("au_source", AU_SOURCE_OPENFACE))
-  return AU_SOURCE_OPENFACE
+  sidecar = openface_csv.with_name(f"{openface_csv.stem}{AU_SOURCE_SUFFIX}")
+  return nemo.read_au_source(sidecar) if sidecar.is_file() else AU_SOURCE_OPENFACE
 
 
 def _extracted_crops(openface_csv: Path, cfg: dict[str, Any]) -> np.ndarray | None:
   """RealSmileNet's input from a bin/extract_aus corpus (<root>/crops/<id>.npy next to <root>/openface/<id>.csv,
   sampled as smilejax.data samples them), or None when there are no crops."""
   path = face_aus.crop_path(openface_csv.parent.parent, openface_csv.stem)
-  sidecar = openface_csv.with_name(f"{openface_csv.stem}.au_source.json")
   if not path.is_file():
     return None
-  crops = np.load(path, mmap_mode="r", allow_pickle=False)
-  fps = float(json.loads(sidecar.read_text(encoding="utf-8"))["fps"])
-  frames = np.ascontiguousarray(crops[sample_frame_indices(crops.shape[0], _frame_stride(cfg, fps))])
-  size = int((cfg.get("data") or {}).get("frame_size", 48) or 48)
-  if frames.shape[1:3] != (size, size):
-    frames = resize_frames(frames, size)
+  sidecar = json.loads(openface_csv.with_name(f"{openface_csv.stem}{AU_SOURCE_SUFFIX}").read_text(encoding="utf-8"))
+  data_cfg = cfg.get("data") or {}
+  frames, _, _ = crop_frames(
+    nemo.read_crops(path, int(sidecar["n_frames"])),
+    fps=float(sidecar["fps"]),
+    frame_stride=int(data_cfg.get("frame_stride", 0) or 0) or None,
+    frame_size=int(data_cfg.get("frame_size", 48) or 48),
+  )
   return frames.astype(np.float32) / 255.0
 
 

@@ -30,3 +30,5 @@ OPENFACE_DIR = "openface"  # <id>.csv  (OpenFace 2.x FeatureExtraction output)
 SMILE_INTENSITY_DIR = "smile_intensities"  # <id>_smile_intensities.txt (one value per line)
 FOLDS_DIR = "folds"  # P_fold_all_k.txt / S_fold_all_k.txt; package lists if absent
 SMILE_INTENSITY_SUFFIX = "_smile_intensities.txt"
+CROPS_DIR = "crops"  # <id>.npy: aligned face crops, uint8 [T, H, W, 3] (bin/extract_aus)
+AU_SOURCE_SUFFIX = ".au_source.json"  # openface/<id>.au_source.json: who wrote the CSV (bin/extract_aus)

@@ -278,6 +278,20 @@ def _decode_sampled(
   return frames, meta
 
 
+def crop_frames(
+  crops_TxHxWxC: np.ndarray, *, fps: float, frame_stride: int | None, frame_size: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+  """RealSmileNet's frames from a bin/extract_aus crops array (one crop per CSV frame): the crops at
+  ``sequences.sample_frame_indices`` (stride ``frame_stride``, else round(fps / 10)), resized to ``frame_size`` only
+  when they are another size. Returns (uint8 [T', S, S, 3], the indices, the stride)."""
+  stride = frame_stride or default_frame_stride(fps)
+  idx = sample_frame_indices(crops_TxHxWxC.shape[0], stride)
+  frames = np.ascontiguousarray(crops_TxHxWxC[idx])
+  if frames.shape[1:3] != (frame_size, frame_size):
+    frames = video_io.resize_frames(frames, frame_size)
+  return frames, idx, int(stride)
+
+
 def load_video(
   video_id: str,
   *,
@@ -324,12 +338,9 @@ def load_video(
       )
   frames = None
   if with_frames and crops_path is not None:
-    crops = nemo_io.read_crops(crops_path, of.n_frames)
-    stride = frame_stride or default_frame_stride(of.fps)
-    idx = sample_frame_indices(of.n_frames, stride)
-    frames = np.ascontiguousarray(crops[idx])
-    if frames.shape[1:3] != (frame_size, frame_size):
-      frames = video_io.resize_frames(frames, frame_size)
+    frames, idx, stride = crop_frames(
+      nemo_io.read_crops(crops_path, of.n_frames), fps=of.fps, frame_stride=frame_stride, frame_size=frame_size
+    )
     meta.update(video_fps=of.fps, n_video_frames=of.n_frames, frame_stride=int(stride), frame_indices=idx.tolist())
   elif with_frames:
     if video_path is None:

@@ -27,7 +27,15 @@ import cv2
 import mediapipe
 import numpy as np
 
-from smilejax.constants import AU_NAMES, NUM_AUS, OPENFACE_DIR, SMILE_INTENSITY_DIR, SMILE_INTENSITY_SUFFIX
+from smilejax.constants import (
+  AU_NAMES,
+  AU_SOURCE_SUFFIX,
+  CROPS_DIR,
+  NUM_AUS,
+  OPENFACE_DIR,
+  SMILE_INTENSITY_DIR,
+  SMILE_INTENSITY_SUFFIX,
+)
 from smilejax.face.frontend import FaceTrack, track_face
 from smilejax.fileio import atomic_write, write_json
 from smilejax.io.intensity import write_smile_intensity
@@ -50,7 +58,6 @@ __all__ = [
 ]
 
 AU_SOURCE = "mediapipe"
-CROPS_DIR = "crops"  # <id>.npy: uint8 [T, 48, 48, 3]
 
 # MediaPipe face-mesh landmark indices (the subject's right side first).
 OUTER_EYE = (33, 263)
@@ -209,7 +216,7 @@ def crop_faces(track: FaceTrack, frames: Iterable[np.ndarray], *, size: int = 48
 
 
 def sidecar_path(out_dir: str | os.PathLike, video_id: str) -> Path:
-  return Path(out_dir) / OPENFACE_DIR / f"{video_id}.au_source.json"
+  return Path(out_dir) / OPENFACE_DIR / f"{video_id}{AU_SOURCE_SUFFIX}"
 
 
 def crop_path(out_dir: str | os.PathLike, video_id: str) -> Path:

@@ -30,6 +30,8 @@ import numpy as np
 from absl import logging
 
 from smilejax.constants import (
+  AU_SOURCE_SUFFIX,
+  CROPS_DIR,
   FOLDS_DIR,
   KIND_TO_LABEL,
   LABEL_POSED,
@@ -58,8 +60,6 @@ __all__ = [
 ]
 
 AU_SOURCES = ("openface", "mediapipe")  # config data.au_source: who wrote openface/<id>.csv
-CROPS_DIR = "crops"  # <id>.npy, bin/extract_aus (smilejax.face.aus.CROPS_DIR)
-AU_SOURCE_SUFFIX = ".au_source.json"  # openface/<id>.au_source.json, bin/extract_aus (smilejax.face.aus.sidecar_path)
 
 VIDEO_ID_RE = re.compile(r"^(\d{3})_(deliberate|spontaneous)_smile_\d+$")
 _FOLD_FILE_RE = re.compile(r"^([PS])_fold_all_(\d+)\.txt$")
