@@ -24,7 +24,7 @@ import numpy as np
 from smilejax import auda, constants, explain
 from smilejax import workdir as workdir_lib
 from smilejax.constants import AU_SOURCE_SUFFIX
-from smilejax.data import crop_frames
+from smilejax.data import crop_frames, openface_options
 from smilejax.errors import InputError
 from smilejax.face import aus as face_aus
 from smilejax.face.frontend import track_face
@@ -126,7 +126,7 @@ def explain_with_face_frontend(
   """Explanation of ``video`` from the face front end and the built-in AU source (crops for RealSmileNet)."""
   cfg = explain.run_config(fold_dir)
   data_cfg = cfg.get("data") or {}
-  track = track_face(video, model_path=model_path, max_gap_seconds=float(data_cfg.get("max_gap_seconds", 0.2) or 0.2))
+  track = track_face(video, model_path=model_path, max_gap_seconds=openface_options(data_cfg)["max_gap_seconds"])
   au_TxA, si_T = face_aus.aus_from_track(track)
   stride = _frame_stride(cfg, track.fps)
   frames = None

@@ -56,7 +56,6 @@ VALUE_CHECKS: tuple[tuple[str, type, tuple[Any, str]], ...] = (
   ("data.max_failed_fraction", float, (lambda v: 0 <= v <= 1, "in [0, 1]")),
   ("data.max_frame_mismatch", int, _GE0),
   ("data.max_duration_mismatch", float, _GE0),
-  ("data.au_source", str, (lambda v: v in nemo.AU_SOURCES, f"one of {', '.join(nemo.AU_SOURCES)}")),
   ("auda_batch.bucket", int, _GE1),
   ("auda_batch.chunk_size", int, _GE1),
   ("auda_batch.workers", int, _GE1),
@@ -159,7 +158,7 @@ def validate_config(config: Any) -> None:
   run_methods(config)
   check_values(config)
   auda_options(config)  # unknown or bad AUDA options raise here
-  loading_options(config.data)  # a bad data.on_bad_video raises here
+  loading_options(config.data)  # a bad data.on_bad_video or data.au_source raises here
 
 
 def check_inputs(config: Any, folds: Sequence[int]) -> None:
