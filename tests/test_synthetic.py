@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import optimize
 
 from smilejax import constants as C
 from smilejax import synthetic as S
@@ -23,8 +22,9 @@ from smilejax.errors import InputError
 from smilejax.io.intensity import read_smile_intensity
 from smilejax.io.nemo import read_fold_lists
 from smilejax.io.openface import read_openface_csv, write_openface_csv
-from smilejax.io.video import read_video, resize_frames
+from smilejax.io.video import read_video, resize_frames, write_video
 from smilejax.synthetic import corpus, latents
+from smilejax.synthetic.probe import fit_logistic, quadratic_features
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,31 +50,6 @@ def default_draw():
   return S.simulate_series(size="default", seed=0)
 
 
-def _fit_logistic(X, y, *, l2=1e-3):
-  """L2-regularised logistic regression on standardised features (L-BFGS); returns a decision function."""
-  mu, sd = X.mean(0), X.std(0) + 1e-9
-
-  def design(A):
-    return np.hstack([(A - mu) / sd, np.ones((len(A), 1))])
-
-  Z = design(X)
-
-  def loss(w):
-    z = Z @ w
-    p = 1.0 / (1.0 + np.exp(-z))
-    g = Z.T @ (p - y) / len(y)
-    g[:-1] += 2 * l2 * w[:-1]
-    return np.mean(np.logaddexp(0.0, z) - y * z) + l2 * np.sum(w[:-1] ** 2), g
-
-  w = optimize.minimize(loss, np.zeros(Z.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 3000}).x
-  return lambda A: design(A) @ w
-
-
-def _quadratic(X):
-  iu = np.triu_indices(X.shape[1])
-  return np.hstack([X, (X[:, :, None] * X[:, None, :])[:, iu[0], iu[1]]])
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # 1. Latent sampler: Bayes check and the tables
 # ----------------------------------------------------------------------------------------------------------------
@@ -90,9 +65,13 @@ def test_bayes_check_quadratic_logistic_subject_disjoint(latent_draw):
   y = np.array([lat.label for lat in latent_draw], float)
   subj = np.array([lat.subject for lat in latent_draw])
   train = subj % 2 == 0  # half the subjects train, the other half test
-  F = _quadratic(X)
-  acc = np.mean((_fit_logistic(F[train], y[train])(F[~train]) > 0) == (y[~train] == 1))
-  assert 0.85 <= acc <= 0.92, f"Bayes check accuracy {acc:.3f} outside 0.85-0.92 (reference 0.886)"
+  F = quadratic_features(X)
+  acc = np.mean((fit_logistic(F[train], y[train])(F[~train]) > 0) == (y[~train] == 1))
+  assert 0.85 <= acc <= 0.94, f"Bayes check accuracy {acc:.3f} outside 0.85-0.94 (render version 2: 0.920)"
+  # The pixel-mostly latents (ln wr, ln head) alone: 0.78-0.82 (version 2: 0.802; version 1's values gave 0.70).
+  P = quadratic_features(X[:, 9:11])
+  acc_pixel = np.mean((fit_logistic(P[train], y[train])(P[~train]) > 0) == (y[~train] == 1))
+  assert 0.78 <= acc_pixel <= 0.82, f"pixel-only Bayes check accuracy {acc_pixel:.3f} outside 0.78-0.82"
 
 
 def test_latent_medians_match_tables(latent_draw):
@@ -330,7 +309,7 @@ def test_simple_au_baseline_subject_disjoint(default_draw):
   score = np.zeros(len(y))
   for k in range(1, C.NUM_FOLDS + 1):
     test = fold == k
-    score[test] = _fit_logistic(X[~test], y[~test], l2=1e-2)(X[test])
+    score[test] = fit_logistic(X[~test], y[~test], l2=1e-2)(X[test])
   acc = np.mean((score > 0) == (y == 1))
   assert len(y) >= 300
   assert 0.74 <= acc <= 0.84, f"AU12/AU6 baseline accuracy {acc:.3f} outside 0.74-0.84 (reference 0.78)"
@@ -340,8 +319,6 @@ def test_simple_au_baseline_subject_disjoint(default_draw):
 # 5. The wrinkle cue survives encode, decode and resize to 48x48
 # ----------------------------------------------------------------------------------------------------------------
 def test_wrinkle_cue_survives_encoding(tmp_path):
-  from smilejax.io.video import write_video
-
   config = S.get_config("tiny")
   for subject in (1, 3):  # the darkest skin tones of the tiny draw (smallest absolute contrast)
     subj = S.draw_subject(0, subject)
@@ -355,7 +332,7 @@ def test_wrinkle_cue_survives_encoding(tmp_path):
     assert apex.sum() >= 10
     for rows, cols in S.eye_corner_patch(subj.appearance, size=48):
       diff = np.abs(decoded[1][apex][:, rows, cols] - decoded[0][apex][:, rows, cols]).mean()
-      assert diff >= 3.0, f"subject {subject}: crow's-feet patch differs by {diff:.2f} grey levels"
+      assert diff >= 6.0, f"subject {subject}: crow's-feet patch differs by {diff:.2f} grey levels"
     rest = sim.series.a_lag_T == 0
     rows, cols = S.eye_corner_patch(subj.appearance, size=48)[0]
     assert np.abs(decoded[1][rest][:, rows, cols] - decoded[0][rest][:, rows, cols]).mean() < 1.5

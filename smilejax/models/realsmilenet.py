@@ -217,6 +217,17 @@ def masked_conv_lstm(gx_TxBxHxWxG: Array, mask_TxB: Array, kernel_h: Array, unro
   return ConvLSTMRecurrence(unroll).apply({}, gx_TxBxHxWxG, mask_TxB, kernel_h)
 
 
+def _lstm_bias_init(fan_in: int, hidden: int, forget_bias: float):
+  """PyTorch's default bias init, plus ``forget_bias`` on the forget-gate slice [hidden, 2 hidden) (0: the official
+  init)."""
+  base = torch_bias_init(fan_in)
+
+  def init(key: Array, shape, dtype=jnp.float32) -> Array:
+    return base(key, shape, dtype).at[hidden : 2 * hidden].add(forget_bias)
+
+  return init
+
+
 class MaskedConvLSTM(nn.Module):
   """One ConvLSTM layer (3x3, no peepholes) over B x T x H x W x C; returns h after each video's last real frame.
 
@@ -232,6 +243,7 @@ class MaskedConvLSTM(nn.Module):
   hidden: int = 8
   kernel_size: int = 3
   unroll: int = 1
+  forget_bias: float = 0.0
 
   @nn.compact
   def __call__(self, x_BxTxHxWxC: Array, mask_BxT: Array) -> Array:
@@ -239,7 +251,7 @@ class MaskedConvLSTM(nn.Module):
     k, hid = self.kernel_size, self.hidden
     fan_in = k * k * (c + hid)
     kernel = self.param("kernel", torch_kernel_init, (k, k, c + hid, 4 * hid), jnp.float32)
-    bias = self.param("bias", torch_bias_init(fan_in), (4 * hid,), jnp.float32)
+    bias = self.param("bias", _lstm_bias_init(fan_in, hid, self.forget_bias), (4 * hid,), jnp.float32)
     # Input half of the gate convolution for every frame at once (time-major for the scan).
     gx_TxBxHxWxG = conv_same(jnp.swapaxes(x_BxTxHxWxC, 0, 1), kernel[:, :, :c]) + bias
     return ConvLSTMRecurrence(self.unroll, name="recurrence")(
@@ -298,6 +310,7 @@ class RealSmileNet(JitInitModule):
   final_channels: int = 10
   encoder_dropout: float = 0.2
   final_dropout: float = 0.5
+  forget_bias: float = 0.0  # added to the ConvLSTM forget-gate bias at init (0: the official init)
   bn_momentum: float = 0.9  # Flax convention: keep 0.9 of the old value (PyTorch momentum 0.1)
   bn_epsilon: float = 1e-5
   scan_unroll: int = 1
@@ -336,7 +349,7 @@ class RealSmileNet(JitInitModule):
       self.batch_axis_name,
       name="encoder",
     )(x, mask_BxT, train=train, row_offset=row_offset)
-    h = MaskedConvLSTM(self.hidden, unroll=self.scan_unroll, name="convlstm")(x, mask_BxT)
+    h = MaskedConvLSTM(self.hidden, unroll=self.scan_unroll, forget_bias=self.forget_bias, name="convlstm")(x, mask_BxT)
     z = NonLocalBlock(self.nonlocal_channels, self.bn_momentum, self.bn_epsilon, self.batch_axis_name, name="nonlocal")(
       h, video_mask_B, train=train
     )

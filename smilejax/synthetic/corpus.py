@@ -47,7 +47,8 @@ from smilejax.synthetic.render import RenderNuisance, draw_render_nuisance, rend
 from smilejax.synthetic.series import LatentSeries, latent_au_series
 
 # 1.1.0: quiet-AU cutoffs and static baselines (observation.QUIET_DYNAMIC_AUS, latents.STATIC_BASELINE_MEAN).
-GENERATOR_VERSION = "1.1.0"
+# 2.0.0: render version 2 (detector-like framing, real-face magnitudes) and stronger pixel-mostly cues (wr, head).
+GENERATOR_VERSION = "2.0.0"
 GENERATOR_JSON = "generator.json"
 LATENT_CSV = "latent.csv"
 # Columns of latent.csv, in order (then n_frames, n_failed, blink_rate, jaw_drop, asymmetry).

@@ -38,9 +38,11 @@ G6_DUCHENNE = (0.45, 0.60, 0.35)  # AU6 peak / A if Duchenne
 G6_NON_DUCHENNE = (0.08, 0.08, 0.50)
 LAG6 = ((0.15, 0.15), (0.04, 0.10))  # N(mean, sd) per class, s
 OPEN_MOUTH_P = (0.45, 0.55)
-WRINKLE = (0.35, 0.55, 0.55)  # wr, x0.3 if not Duchenne
+# The pixel-mostly cues (version 2: class separation raised from wr 0.35 / 0.55 and head 0.7 / 1.0 deg, so that the
+# Bayes check on (ln wr, ln head) alone gives 0.80, all latents 0.92; version 1's gave 0.70 and 0.89).
+WRINKLE = (0.30, 0.62, 0.55)  # wr, x0.3 if not Duchenne
 WRINKLE_NON_DUCHENNE_FACTOR = 0.3
-HEAD_PITCH = (0.7, 1.0, 0.6)  # deg
+HEAD_PITCH = (0.6, 1.25, 0.6)  # deg
 PRE_ROLL = (0.3, 1.0)  # U(.,.) s
 POST_ROLL = (0.4, 1.5)
 APEX_FLUCTUATION_TAU_S = 0.4
@@ -211,12 +213,15 @@ def _draw_appearance(rng: np.random.Generator, age: float) -> Appearance:
   else:
     hair = HAIR_PALETTE[rng.integers(len(HAIR_PALETTE))]
   hair = hair + rng.normal(0.0, 5.0, 3)
-  scale = rng.uniform(0.92, 1.05)
+  # Framed as a frontal face detector frames a face (§4, render version 2): the face fills the frame, outer eye
+  # corners 0.50-0.56 of the width apart, brows near 0.33 and the mouth near 0.75 of the height.
+  scale = rng.uniform(0.97, 1.03)
   aspect = rng.uniform(-0.06, 0.06)
-  ax, ay = 0.36 * scale * (1 + aspect / 2), 0.45 * scale * (1 - aspect / 2)
-  cx = 0.5 + rng.uniform(-3.0, 3.0) / 64.0
-  cy = 0.52 + rng.uniform(-3.0, 3.0) / 64.0
+  ax, ay = 0.44 * scale * (1 + aspect / 2), 0.42 * scale * (1 - aspect / 2)
+  cx = 0.5 + rng.uniform(-2.0, 2.0) / 64.0
+  cy = 0.55 + rng.uniform(-2.0, 2.0) / 64.0
   jit = lambda: 1.0 + rng.uniform(-0.08, 0.08)  # noqa: E731  (+-8 % feature sizes)
+  eye_rx = 0.075 * scale
   return Appearance(
     skin_rgb=tuple(float(c) for c in np.clip(skin, 40, 250)),
     hair_rgb=tuple(float(c) for c in np.clip(hair, 10, 230)),
@@ -225,15 +230,15 @@ def _draw_appearance(rng: np.random.Generator, age: float) -> Appearance:
     cy=float(cy),
     ax=float(ax),
     ay=float(ay),
-    eye_dx=float(0.40 * ax * jit()),
-    eye_y=float(cy - 0.15 * ay),
-    eye_rx=float(0.15 * ax),
-    eye_ry=float(0.075 * ay),
-    brow_y=float(cy - 0.31 * ay),
-    brow_thickness=float(0.018 * jit()),
-    mouth_hw=float(0.30 * ax * jit()),
-    mouth_y=float(cy + 0.46 * ay),
-    nose_y=float(cy + 0.20 * ay),
+    eye_dx=float((0.265 * scale - eye_rx) * jit()),
+    eye_y=float(cy - 0.35 * ay),
+    eye_rx=float(eye_rx),
+    eye_ry=float(0.028 * scale),
+    brow_y=float(cy - 0.52 * ay),
+    brow_thickness=float(0.022 * jit()),
+    mouth_hw=float(0.40 * ax * jit()),
+    mouth_y=float(cy + 0.48 * ay),
+    nose_y=float(cy + 0.13 * ay),
     light_gradient=float(rng.uniform(-0.08, 0.08)),
     age_line_contrast=float(0.1 * max(0.0, (age - 40.0) / 36.0)),
   )

@@ -1,9 +1,10 @@
-"""The synthetic face renderer (synthetic.md §4): a 64x64 RGB face crop per frame, uint8 [T, H, W, 3].
+"""The synthetic face renderer (synthetic.md §4, render version 2): a 64x64 RGB face crop per frame, uint8
+[T, H, W, 3], framed as a face detector frames a face, with the smile's magnitudes measured on real clips.
 
 Every displacement is linear in the latent AU drivers X_TxA (before gain and noise), so pixels and the AU CSV carry
 independent noise. Shapes are soft-edged signed-distance masks in normalised frame coordinates (u right, v down).
 Implementation choices where the spec leaves room: the Gaussian blur is applied analytically to shape edges and
-1-px lines (`_soft`, `_line`), the sensor noise is an 8-bit-quantised normal from a lookup table (`_NOISE_LUT`),
+lines (`_soft`, `_line`), the sensor noise is an 8-bit-quantised normal from a lookup table (`_NOISE_LUT`),
 and features are drawn only inside pixel windows around their place (`_render_chunk`): same image statistics, a
 fraction of the cost.
 """
@@ -33,15 +34,28 @@ _LINE_SD_PX = math.sqrt(1.0 / 12.0 + 0.25)
 _NOISE_LUT = np.array([statistics.NormalDist(0.0, 1.5).inv_cdf((i + 0.5) / 256.0) for i in range(256)], np.float32)
 _NOISE_LUT_HALF = _NOISE_LUT + np.float32(0.5)  # + 0.5: the final cast to uint8 truncates
 
+# Render version 2 magnitudes (spec §4), set from two real clips as RealSmileNet sees them (48x48, every 0.1 s).
+# Displacements are fractions of the frame per AU/5; darkness is a fraction of the grey level.
+MOUTH_CORNER_UP, MOUTH_CORNER_OUT = 0.10, 0.08  # x AU12/5
+LIP_HALF_THICKNESS = 0.035
+# Lip gap: 0.16 AU25/5 instead of the spec's 0.12, which gives open smiles a median apex gap of 2.7 px at 48 against
+# the 3.5 px its own check (§6.7) and the real clips (4.3-5.1 px) ask for.
+LIP_GAP_AU25, LIP_GAP_AU26 = 0.16, 0.10  # x AU25/5, AU26/5
+NASOLABIAL_DARKNESS = 0.25  # x AU12/5
+HEAD_PITCH_PX_PER_DEG = 0.8  # at 64x64, x head (deg) x a(t)
+CROW_FEET_DARKNESS, CROW_FEET_CAP, CROW_FEET_WIDTH_PX = 0.40, 0.60, 1.5  # x wr a(t - lag6); width at 64x64
+
 
 def _soft(sd_px):
   """Coverage from a signed distance in pixels (negative inside), with the blur-matched 2-px edge ramp."""
   return np.clip(0.5 - sd_px * (1.0 / _EDGE_RAMP_PX), 0.0, 1.0)
 
 
-def _line(d_px):
-  """Coverage of a 1-px wide line at distance d_px (blurred: unit-area Gaussian, SD 0.577 px)."""
-  return np.exp(d_px * d_px * (-0.5 / _LINE_SD_PX**2)) * (1.0 / (_LINE_SD_PX * math.sqrt(2 * math.pi)))
+def _line(d_px, width_px=1.0):
+  """Coverage of a line width_px wide at distance d_px, blurred: a Gaussian of area width_px and SD
+  sqrt(width_px^2/12 + 0.333) px (the line's box, the pixel's box and the 0.5-px blur; 0.577 px for 1 px)."""
+  sd = math.sqrt(width_px * width_px / 12.0 + _LINE_SD_PX**2 - 1.0 / 12.0)
+  return np.exp(d_px * d_px * (-0.5 / sd**2)) * (width_px / (sd * math.sqrt(2 * math.pi)))
 
 
 def _ellipse_sd(x, y, rx, ry):
@@ -118,9 +132,9 @@ def render_frames(
   size: int = 64,
   chunk: int = 16,
 ) -> np.ndarray:
-  """Render the face crop, uint8 [T, size, size, 3] (spec §4). Every displacement is linear in the latent AU
-  values X_TxA (before gain and noise). Pixel-mostly cues: crow's-feet darkness 25 % wr a(t - lag6) (cap 40 %),
-  head pitch shift head * 0.25 px/deg * a(t). Vectorised over a chunk of frames; features are drawn inside
+  """Render the face crop, uint8 [T, size, size, 3] (spec §4, render version 2). Every displacement is linear in
+  the latent AU values X_TxA (before gain and noise). Pixel-mostly cues: crow's-feet darkness 40 % wr a(t - lag6)
+  (cap 60 %), head pitch shift head * 0.8 px/deg * a(t) at 64x64. Vectorised over a chunk of frames; features are drawn inside
   pixel windows around their nominal place (widened by the chunk's largest head motion)."""
   T = X_TxA.shape[0]
   out = np.empty((T, size, size, 3), np.uint8)
@@ -155,7 +169,7 @@ def _render_chunk(ap, X, a, a_lag, *, wr, head, alpha, dx_T, dy_T, roll_T, gain_
   au = {num: col(X[:, _AU[num]] / 5.0) for num in (1, 2, 4, 6, 7, 10, 12, 25, 26, 45)}
   # Pixel grid -> face coordinates: undo the per-frame translation (+ smile-linked head pitch) and roll.
   g = (np.arange(size, dtype=f32) + 0.5) / P
-  shift_y = dy_T - head * 0.25 * a  # px; the head tilts up with the smile
+  shift_y = dy_T - head * HEAD_PITCH_PX_PER_DEG * (P / 64.0) * a  # px; the head tilts up with the smile
   theta = np.deg2rad(roll_T)
   cos, sin = col(np.cos(theta)), col(np.sin(theta))
   xu = g[None, None, :] - col(dx_T / P + ap.cx)
@@ -203,14 +217,14 @@ def _render_chunk(ap, X, a, a_lag, *, wr, head, alpha, dx_T, dy_T, roll_T, gain_
       d = (v[w] - (ap.brow_y - dy) - 0.04 * (fu[w] / ap.ax) ** 2) * P
       darken(w, _line(d) * (np.abs(fu[w]) < 0.35 * ap.ax), ap.age_line_contrast)
 
-  # Brows (AU01 inner up, AU02 outer up, AU04 inner down and in).
+  # Brows: inner end up 0.03 AU01/5, outer up 0.03 AU02/5, inner down and in 0.02 AU04/5.
   brow_col = 0.55 * hair + 0.45 * (0.35 * skin)
-  w = box(ap.cx - 0.7 * ap.ax, ap.cx + 0.7 * ap.ax, ap.brow_y - 0.06, ap.brow_y + 0.04)
+  w = box(ap.cx - 0.7 * ap.ax, ap.cx + 0.7 * ap.ax, ap.brow_y - 0.07, ap.brow_y + 0.05)
   for side in (-1.0, 1.0):
-    xi = ap.cx + side * (0.12 * ap.ax - 0.015 * au[4])
-    yi = ap.brow_y - 0.02 * au[1] + 0.015 * au[4]
-    xo = ap.cx + side * 0.66 * ap.ax
-    yo = ap.brow_y + 0.01 - 0.02 * au[2]
+    xi = ap.cx + side * (0.10 * ap.ax - 0.02 * au[4])
+    yi = ap.brow_y - 0.03 * au[1] + 0.02 * au[4]
+    xo = ap.cx + side * 0.60 * ap.ax
+    yo = ap.brow_y + 0.01 - 0.03 * au[2]
     d = _segment_dist(u[w], v[w], xi, yi, xo, yo) - ap.brow_thickness / 2
     blend(w, _soft(d * P) * 0.9, brow_col)
 
@@ -226,16 +240,16 @@ def _render_chunk(ap, X, a, a_lag, *, wr, head, alpha, dx_T, dy_T, roll_T, gain_
     sclera = _soft(_ellipse_sd(x, y, ap.eye_rx, np.maximum(ry, 1e-3)) * P) * np.clip(ry * P, 0.0, 1.0)
     blend(w, sclera, (235.0, 232.0, 228.0))
     blend(w, sclera * _soft((np.hypot(x, y) - 0.7 * ap.eye_ry) * P), (45.0, 35.0, 30.0))  # iris
-    # Cheek highlight +8 % AU6/5 rising 0.03 AU6/5; lower-lid bulge shadow 6 % AU6/5.
-    w = box(ex - 0.09, ex + 0.09, ap.eye_y + ap.eye_ry, ap.eye_y + 0.19)
-    hy = ap.eye_y + 0.10 - 0.03 * au[6]
+    # Cheek highlight +10 % AU6/5 rising 0.08 AU6/5; lower-lid bulge shadow 10 % AU6/5.
+    w = box(ex - 0.10, ex + 0.10, ap.eye_y + ap.eye_ry - 0.04, ap.eye_y + 0.21)
+    hy = ap.eye_y + 0.12 - 0.08 * au[6]
     blob = np.exp(((u[w] - ex) ** 2 + (v[w] - hy) ** 2) * (-0.5 / 0.045**2))
-    darken(w, blob, -0.08 * au[6])
+    darken(w, blob, -0.10 * au[6])
     x = u[w] - ex
     d_lid = (v[w] - (ap.eye_y + ap.eye_ry + 0.016) - 0.01 * (x / ap.eye_rx) ** 2) * P
-    darken(w, _soft(np.abs(d_lid) - 1.0) * (np.abs(x) < ap.eye_rx), 0.06 * au[6])
-  # Crow's feet: 1-px lines, darkness 25 % wr a(t - lag6) capped at 40 %, plus the static age contrast.
-  crow = np.minimum(0.25 * wr * col(a_lag), 0.40) + ap.age_line_contrast
+    darken(w, _soft(np.abs(d_lid) - 1.0) * (np.abs(x) < ap.eye_rx), 0.10 * au[6])
+  # Crow's feet: 1.5-px lines (at 64x64), darkness 40 % wr a(t - lag6) capped at 60 %, plus the static age contrast.
+  crow = np.minimum(CROW_FEET_DARKNESS * wr * col(a_lag), CROW_FEET_CAP) + ap.age_line_contrast
   segs = crow_feet_segments(ap)
   for side, group in ((-1.0, segs[:3]), (1.0, segs[3:])):
     us = [s[0] for s in group] + [s[2] for s in group]
@@ -245,7 +259,7 @@ def _render_chunk(ap, X, a, a_lag, *, wr, head, alpha, dx_T, dy_T, roll_T, gain_
       np.minimum(_segment_dist(u[w], v[w], *group[0]), _segment_dist(u[w], v[w], *group[1])),
       _segment_dist(u[w], v[w], *group[2]),
     )
-    darken(w, _line(d * P), crow)
+    darken(w, _line(d * P, CROW_FEET_WIDTH_PX * P / 64.0), crow)
 
   # Nose (static): a shading line and the nostrils.
   w = box(ap.cx - 0.05, ap.cx + 0.05, ap.eye_y, ap.nose_y + 0.02)
@@ -254,18 +268,21 @@ def _render_chunk(ap, X, a, a_lag, *, wr, head, alpha, dx_T, dy_T, roll_T, gain_
   for side in (-1.0, 1.0):
     darken(w, _soft(_ellipse_sd(u[w] - ap.cx - side * 0.03, v[w] - ap.nose_y, 0.014, 0.008) * P), 0.35)
 
-  # Mouth: corners up 0.035 AU12/5 and out 0.02 AU12/5 (of the frame), per side x (1 +- alpha).
+  # Mouth: corners up 0.10 AU12/5 and out 0.08 AU12/5 (of the frame), per side x (1 +- alpha).
   my = ap.mouth_y
-  uL = ap.cx - ap.mouth_hw - 0.02 * au[12] * (1 + alpha)
-  uR = ap.cx + ap.mouth_hw + 0.02 * au[12] * (1 - alpha)
-  vL = my - 0.035 * au[12] * (1 + alpha)
-  vR = my - 0.035 * au[12] * (1 - alpha)
-  # Nasolabial folds: darkening 10 % AU12/5 from the nose wings to just outside the mouth corners.
+  uL = ap.cx - ap.mouth_hw - MOUTH_CORNER_OUT * au[12] * (1 + alpha)
+  uR = ap.cx + ap.mouth_hw + MOUTH_CORNER_OUT * au[12] * (1 - alpha)
+  vL = my - MOUTH_CORNER_UP * au[12] * (1 + alpha)
+  vR = my - MOUTH_CORNER_UP * au[12] * (1 - alpha)
+  # Nasolabial folds: darkening 25 % AU12/5 from the nose wings to just outside the mouth corners.
+  reach = ap.mouth_hw + 0.05 + MOUTH_CORNER_OUT * float(np.abs(au[12]).max()) * (1 + abs(alpha))
   for side, uc, vc in ((-1.0, uL, vL), (1.0, uR, vR)):
-    w = box(*sorted((ap.cx + side * 0.05, ap.cx + side * (ap.mouth_hw + 0.05))), ap.nose_y - 0.01, my + 0.01)
+    w = box(*sorted((ap.cx + side * 0.05, ap.cx + side * reach)), ap.nose_y - 0.01, my + 0.01)
     d = _segment_dist(u[w], v[w], ap.cx + side * 0.05, ap.nose_y - 0.005, uc + side * 0.02, vc + 0.005) * P
-    darken(w, _soft(np.abs(d) - 1.0), 0.10 * au[12])
-  w = box(ap.cx - ap.mouth_hw - 0.05, ap.cx + ap.mouth_hw + 0.05, my - 0.06, my + 0.07)
+    darken(w, _soft(np.abs(d) - 1.0), NASOLABIAL_DARKNESS * au[12])
+  gap = LIP_GAP_AU25 * au[25] + LIP_GAP_AU26 * au[26]  # lip gap
+  lift = MOUTH_CORNER_UP * float(np.abs(au[12]).max()) * (1 + abs(alpha))
+  w = box(ap.cx - reach, ap.cx + reach, my - lift - 0.05, my + 0.5 * float(gap.max()) + LIP_HALF_THICKNESS + 0.02)
   uw, vw = u[w], v[w]
   um, vm = ap.cx, my + 0.004
   # Lip line: the parabola through both corners and the (fixed) middle point (Lagrange form).
@@ -279,10 +296,10 @@ def _render_chunk(ap, X, a, a_lag, *, wr, head, alpha, dx_T, dy_T, roll_T, gain_
   w_len = np.clip(1.0 - s * s, 0.0, 1.0)  # lens profile along the mouth
   inside = _soft((np.abs(s) - 1.0) * hw * P)  # horizontal extent, soft at the corners
   dv = np.abs(vw - y_line)
-  gap = 0.04 * au[25] + 0.05 * au[26]  # lip gap
   half_gap = 0.5 * gap * w_len
   open_m = np.clip(gap * P, 0.0, 1.0)
-  blend(w, inside * _soft((dv - half_gap - 0.016 * np.sqrt(w_len)) * P), skin * np.array([0.78, 0.55, 0.55], f32))
+  lips = _soft((dv - half_gap - LIP_HALF_THICKNESS * np.sqrt(w_len)) * P)
+  blend(w, inside * lips, skin * np.array([0.78, 0.55, 0.55], f32))
   blend(w, inside * _soft((dv - half_gap) * P) * open_m, (70.0, 30.0, 35.0))  # dark interior
   teeth = np.clip((au[10] + au[25] - 0.3) * (5.0 / 0.3), 0.0, 1.0)  # AU10 + AU25 > 1.5
   top = y_line - half_gap
