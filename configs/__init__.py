@@ -114,6 +114,7 @@ def paper_config() -> ml_collections.ConfigDict:
       final_channels=10,
       encoder_dropout=0.2,
       final_dropout=0.5,
+      forget_bias=0.0,  # added to the ConvLSTM forget-gate bias at init; 0 = [O]'s init (PyTorch default)
       bn_momentum=0.9,
       bn_epsilon=1e-5,
       scan_unroll=1,

@@ -123,6 +123,21 @@ def test_realsmilenet_init(rsn):
     np.testing.assert_array_equal(a, 0.0 if leaf_path[-1].key == "mean" else 1.0)
 
 
+def test_realsmilenet_forget_bias_moves_only_the_forget_gate_bias(rsn):
+  """forget_bias (configs/default.py) adds to the forget-gate slice [8, 16) of the ConvLSTM bias at init; every other
+  parameter is the official init drawn from the same key."""
+  _, variables, _ = rsn
+  model = models.build("realsmilenet", conv_impl="lax", forget_bias=2.0)
+  x = _frames(np.random.default_rng(0), 1, 2)
+  shifted = model.init({"params": _key(0)}, x, np.array([2]), train=False)["params"]
+  base = variables["params"]
+  delta = np.asarray(shifted["convlstm"]["bias"]) - np.asarray(base["convlstm"]["bias"])
+  np.testing.assert_allclose(delta, np.r_[np.zeros(8), np.full(8, 2.0), np.zeros(16)], atol=1e-6)
+  rest = lambda p: {k: v for k, v in p.items() if k != "convlstm"}  # noqa: E731
+  jax.tree_util.tree_map(np.testing.assert_array_equal, rest(shifted), rest(base))
+  np.testing.assert_array_equal(shifted["convlstm"]["kernel"], base["convlstm"]["kernel"])
+
+
 def test_other_models_shapes_and_build():
   rng = np.random.default_rng(2)
   fw = models.build("framewise", hidden=7, branch_features=5)
