@@ -1,6 +1,6 @@
 """What the rendered pixels carry (../shared/spec/synthetic.md §6.7, §6.8): unit tests of smilejax.synthetic.probe on
-constructed arrays, and the corpus-level acceptance checks (benchmark: they need a default-size corpus, generated once
-into ~/.cache/smilejax/probe-synthetic-default-n60-seed0 and reused)."""
+constructed arrays, and the corpus-level acceptance checks (benchmark: they need the default run's corpus, 60 subjects,
+the one `make run` generates into ~/.cache/smilejax/synthetic-default-n60-seed0; generated there if absent)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from smilejax import synthetic as S
 from smilejax.synthetic import probe
 
-PROBE_CORPUS = Path("~/.cache/smilejax/probe-synthetic-default-n60-seed0").expanduser()
+PROBE_CORPUS = Path("~/.cache/smilejax/synthetic-default-n60-seed0").expanduser()
 
 
 def _face_like(H=48, W=48, seed=0):
