@@ -117,6 +117,8 @@ def plot(rows: list[dict], path: Path) -> None:
   ax_loss.set(xlabel="epoch", ylabel="training BCE (without the L2 term)", title="RealSmileNet training loss")
   ax_acc.axhline(0.5, color="k", lw=0.5)
   ax_acc.set(xlabel="epoch", ylabel="accuracy (evaluation mode)", title="accuracy, mean over folds", ylim=(0.3, 1.0))
+  for ax in (ax_loss, ax_acc):
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   ax_loss.legend(fontsize=8)
   ax_acc.legend(fontsize=7, ncol=2)
   fig.suptitle("Synthetic corpus (a test bed, not real smiles)", fontsize=10)
