@@ -9,6 +9,8 @@ One video of T real frames x_t (48 x 48 x 3, values in [0, 1], NHWC) goes throug
 4. a dot-product non-local block, z = h + BN(Conv1x1_{4->8}(F g)), F = theta phi^T / 36 (gamma = beta = 0 at init);
 5. the final branch AvgPool2 -> Conv2x2_{8->10} (valid) -> BN -> ReLU -> Dropout(0.5) -> flatten (250 features);
 6. the classifier Dense 250 -> 1, a logit (probability = sigmoid(logit)). 5,273 parameters, 62 BN statistics (§1).
+Option beyond [O]: ``forget_bias`` adds a constant to the ConvLSTM forget-gate bias at init (0, the default, is [O]'s
+init; configs/default.py uses 3 on the synthetic corpus, where the model otherwise stays at chance).
 Batching (§4): videos padded at the end come with ``lengths_B``; padded frames are zeroed on entry and reach no
 BatchNorm statistic nor the recurrence, so in evaluation mode a video's outputs equal those of it run alone. A
 length-0 video (a batch filler) also stays out of the per-video BatchNorms (non-local, final branch) in training.

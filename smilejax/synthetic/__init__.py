@@ -13,11 +13,10 @@ UvA-NEMO videos. Accuracies measured on it say nothing about real smiles. Pipeli
 Every draw is keyed by (seed, subject, video, stream) (§5), so the same seed gives byte-identical files.
 
 Generator 2.0.0 (render version 2, §4): faces framed as a face detector frames them, smile magnitudes from real
-clips, and the pixel-mostly cues separated further so a small CNN has something the AU CSV lacks: crow's-feet
-contrast wr median 0.30 posed / 0.62 spontaneous (version 1: 0.35 / 0.55), smile-linked head pitch 0.6 / 1.25 deg
-(0.7 / 1.0). Bayes check (§1; quadratic logistic regression on the latents, 20 000+ videos, half the subjects each
-way): all latents 0.920 (version 1: 0.887), (ln wr, ln head) alone 0.802 (0.700), the AU-visible ones 0.862.
-What the pixels carry: ``probe`` (§6.7, §6.8).
+clips, and pixel-mostly cues a small CNN can use that the AU CSV lacks: crow's-feet contrast wr median 0.30 posed /
+0.62 spontaneous, smile-linked head pitch 0.6 / 1.25 deg. Bayes check (§1; quadratic logistic regression on the
+latents, 20 000+ videos, half the subjects each way): all latents 0.920, (ln wr, ln head) alone 0.802, the
+AU-visible ones 0.862. What the pixels carry: ``probe`` (§6.7, §6.8).
 """
 
 from smilejax.synthetic.corpus import (

@@ -6,7 +6,8 @@ independent noise. Shapes are soft-edged signed-distance masks in normalised fra
 Implementation choices where the spec leaves room: the Gaussian blur is applied analytically to shape edges and
 lines (`_soft`, `_line`), the sensor noise is an 8-bit-quantised normal from a lookup table (`_NOISE_LUT`),
 and features are drawn only inside pixel windows around their place (`_render_chunk`): same image statistics, a
-fraction of the cost.
+fraction of the cost. One deviation from §4: the lip gap per AU25 (``LIP_GAP_AU25``) is 0.16, not 0.12, so open
+smiles reach the apex gap of §6.7.
 """
 
 from __future__ import annotations
