@@ -1,4 +1,4 @@
-"""The paper's experiment on the built-in synthetic corpus, sized for a 2-core CPU (about 12 minutes from nothing).
+"""The paper's experiment on the built-in synthetic corpus, sized for a 2-core CPU (12-13 minutes from nothing).
 
     bin/run_all_folds --config=configs/default.py            # workdir: ./workdirs/default
     bin/run_fold --config=configs/default.py --fold=3
