@@ -275,15 +275,20 @@ def _render_chunk(ap, X, a, a_lag, *, wr, head, alpha, dx_T, dy_T, roll_T, gain_
   uR = ap.cx + ap.mouth_hw + MOUTH_CORNER_OUT * au[12] * (1 - alpha)
   vL = my - MOUTH_CORNER_UP * au[12] * (1 + alpha)
   vR = my - MOUTH_CORNER_UP * au[12] * (1 - alpha)
+  a12_max = float(np.abs(au[12]).max()) * (1 + abs(alpha))  # the chunk's largest AU12/5 on either side
+  reach = ap.mouth_hw + 0.05 + MOUTH_CORNER_OUT * a12_max
   # Nasolabial folds: darkening 25 % AU12/5 from the nose wings to just outside the mouth corners.
-  reach = ap.mouth_hw + 0.05 + MOUTH_CORNER_OUT * float(np.abs(au[12]).max()) * (1 + abs(alpha))
   for side, uc, vc in ((-1.0, uL, vL), (1.0, uR, vR)):
     w = box(*sorted((ap.cx + side * 0.05, ap.cx + side * reach)), ap.nose_y - 0.01, my + 0.01)
     d = _segment_dist(u[w], v[w], ap.cx + side * 0.05, ap.nose_y - 0.005, uc + side * 0.02, vc + 0.005) * P
     darken(w, _soft(np.abs(d) - 1.0), NASOLABIAL_DARKNESS * au[12])
   gap = LIP_GAP_AU25 * au[25] + LIP_GAP_AU26 * au[26]  # lip gap
-  lift = MOUTH_CORNER_UP * float(np.abs(au[12]).max()) * (1 + abs(alpha))
-  w = box(ap.cx - reach, ap.cx + reach, my - lift - 0.05, my + 0.5 * float(gap.max()) + LIP_HALF_THICKNESS + 0.02)
+  w = box(
+    ap.cx - reach,
+    ap.cx + reach,
+    my - MOUTH_CORNER_UP * a12_max - 0.05,
+    my + 0.5 * float(gap.max()) + LIP_HALF_THICKNESS + 0.02,
+  )
   uw, vw = u[w], v[w]
   um, vm = ap.cx, my + 0.004
   # Lip line: the parabola through both corners and the (fixed) middle point (Lagrange form).
