@@ -105,19 +105,13 @@ def _extracted_crops(openface_csv: Path, cfg: dict[str, Any]) -> np.ndarray | No
   if not path.is_file():
     return None
   sidecar = json.loads(openface_csv.with_name(f"{openface_csv.stem}{AU_SOURCE_SUFFIX}").read_text(encoding="utf-8"))
-  data_cfg = cfg.get("data") or {}
   frames, _, _ = crop_frames(
     nemo.read_crops(path, int(sidecar["n_frames"])),
     fps=float(sidecar["fps"]),
-    frame_stride=int(data_cfg.get("frame_stride", 0) or 0) or None,
-    frame_size=int(data_cfg.get("frame_size", 48) or 48),
+    frame_stride=explain.run_frame_stride(cfg),
+    frame_size=explain.run_frame_size(cfg),
   )
   return frames.astype(np.float32) / 255.0
-
-
-def _frame_stride(cfg: dict[str, Any], fps: float) -> int:
-  stride = int((cfg.get("data") or {}).get("frame_stride", 0) or 0)
-  return stride if stride > 0 else default_frame_stride(fps)
 
 
 def explain_with_face_frontend(
@@ -128,7 +122,7 @@ def explain_with_face_frontend(
   data_cfg = cfg.get("data") or {}
   track = track_face(video, model_path=model_path, max_gap_seconds=openface_options(data_cfg)["max_gap_seconds"])
   au_TxA, si_T = face_aus.aus_from_track(track)
-  stride = _frame_stride(cfg, track.fps)
+  stride = explain.run_frame_stride(cfg) or default_frame_stride(track.fps)
   frames = None
   if "realsmilenet" in models:
     # The frames RealSmileNet sees (sequences.py), decoded a second time so memory stays one frame.
@@ -136,8 +130,7 @@ def explain_with_face_frontend(
     wanted = set(int(i) for i in idx)
     sub = dataclasses.replace(track, landmarks_TxNx3=track.landmarks_TxNx3[idx], detected_T=track.detected_T[idx])
     picked = (frame for i, frame in enumerate(VideoReader(video)) if i in wanted)
-    size = int(data_cfg.get("frame_size", 48) or 48)
-    frames = face_aus.crop_faces(sub, picked, size=size).astype(np.float32) / 255.0
+    frames = face_aus.crop_faces(sub, picked, size=explain.run_frame_size(cfg)).astype(np.float32) / 255.0
   video_id = Path(video).stem
   features = auda.extract(au_TxA, si_T, fps=track.fps, options=cfg.get("auda") or None, name=video_id)
   expl = explain.explain_features(
@@ -149,10 +142,8 @@ def explain_with_face_frontend(
     au_TxA=au_TxA,
     si_T=si_T,
     video_id=video_id,
+    segments=(cfg.get("auda") or {}).get("segments"),
   )
-  segments = (cfg.get("auda") or {}).get("segments")
-  if segments:
-    expl.segments = tuple(segments)
   n_interp = int(np.sum(track.interpolated_T))
   if n_interp:
     expl.notes.append(f"{n_interp} frame(s) without the face were interpolated")

@@ -227,6 +227,7 @@ def explain_features(
   au_TxA: np.ndarray | None = None,
   si_T: np.ndarray | None = None,
   video_id: str = "",
+  segments: Sequence[str] | None = None,
 ) -> Explanation:
   """Probabilities and attributions for one video from already computed AUDA features.
 
@@ -235,6 +236,7 @@ def explain_features(
     .cross_au_D, .phases_T, .no_smile_detected). frames_TxHxWxC: RealSmileNet input, already sampled, 48×48,
     float in [0, 1] (needed for realsmilenet and fusion_all). frame_stride: sampling of the frame-wise features,
     the same as the video's (default round(fps / 10); explain_video takes the run's data.frame_stride).
+    segments: the AUDA segments the AU-wise / cross-AU vectors were computed with (default DEFAULT_SEGMENTS).
   """
   probs: dict[str, float] = {}
   logits: dict[str, float] = {}
@@ -306,6 +308,7 @@ def explain_features(
     no_smile_detected=bool(getattr(features, "no_smile_detected", False)),
     sampled_frames=sampled,
     notes=notes,
+    segments=tuple(segments) if segments else DEFAULT_SEGMENTS,
   )
 
 
@@ -313,6 +316,25 @@ def run_config(fold_dir: str | os.PathLike) -> dict[str, Any]:
   """The run's config.json (<workdir>/config.json, the fold directory's parent); {} when absent."""
   path = Path(fold_dir).parent / workdir_lib.CONFIG
   return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def run_frame_stride(cfg: Mapping[str, Any]) -> int | None:
+  """A run config's data.frame_stride; None where it is 0 or absent (round(fps / 10), realsmilenet.md §2)."""
+  return int((cfg.get("data") or {}).get("frame_stride", 0) or 0) or None
+
+
+def run_frame_size(cfg: Mapping[str, Any]) -> int:
+  """A run config's data.frame_size (RealSmileNet's input size; 48 where absent)."""
+  return int((cfg.get("data") or {}).get("frame_size", 48) or 48)
+
+
+def _segments(auda_options: Any) -> tuple[str, ...] | None:
+  """The AUDA segments of a config section (mapping) or an AudaOptions-like object; None where unset."""
+  if isinstance(auda_options, Mapping):
+    segments = auda_options.get("segments")
+  else:
+    segments = getattr(auda_options, "segments", None)
+  return tuple(segments) if segments else None
 
 
 def load_models(
@@ -407,8 +429,8 @@ def explain_video(
   if auda_options is None:
     auda_options = cfg.get("auda") or None
   data_cfg = cfg.get("data") or {}
-  if frame_stride is None and int(data_cfg.get("frame_stride", 0) or 0) > 0:
-    frame_stride = int(data_cfg["frame_stride"])
+  if frame_stride is None:
+    frame_stride = run_frame_stride(cfg)
   series = read_openface_csv(openface_csv, **openface_options(data_cfg))
   si_T = read_smile_intensity(si_file)
   if si_T.shape[0] != series.n_frames:
@@ -423,8 +445,10 @@ def explain_video(
     models = {m: v for m, v in models.items() if m in methods}
   frames = frames_TxHxWxC
   if frames is None and video is not None and "realsmilenet" in models:
-    size = int(data_cfg.get("frame_size", 48) or 48)  # the mp4 must match the CSV as in the corpus (data_cfg)
-    frames, _ = load_video_frames(video, frame_stride=frame_stride, frame_size=size, openface=series, data_cfg=data_cfg)
+    # The mp4 must match the CSV as in the corpus (data_cfg).
+    frames, _ = load_video_frames(
+      video, frame_stride=frame_stride, frame_size=run_frame_size(cfg), openface=series, data_cfg=data_cfg
+    )
   expl = explain_features(
     models,
     features,
@@ -434,14 +458,8 @@ def explain_video(
     au_TxA=series.au_TxA,
     si_T=si_T,
     video_id=video_id,
+    segments=_segments(auda_options),
   )
-  segments = (
-    (auda_options or {}).get("segments")
-    if isinstance(auda_options, Mapping)
-    else getattr(auda_options, "segments", None)
-  )
-  if segments:
-    expl.segments = tuple(segments)
   if series.n_interpolated:
     expl.notes.append(f"{series.n_interpolated} failed OpenFace frames were interpolated")
   return expl
