@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from smilejax import runtime, synthetic
+from smilejax.errors import InputError
 
 runtime.configure_cpu_devices(2)
 
@@ -21,6 +22,17 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 def in_ci() -> bool:
   """Whether the CI environment variable is set to true (GitHub Actions, GitLab CI and most others set CI=true)."""
   return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def raises_input_error(fn, *names: str) -> str:
+  """Call fn; it must raise InputError whose message is one line containing every string in ``names``."""
+  with pytest.raises(InputError) as info:
+    fn()
+  msg = str(info.value)
+  assert "\n" not in msg, msg
+  for name in names:
+    assert name in msg, f"{name!r} not in {msg!r}"
+  return msg
 
 
 def shared_path(*parts: str) -> Path:

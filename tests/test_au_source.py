@@ -16,24 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import raises_input_error
 
 from smilejax import data, experiment, prepare, report, results
-from smilejax.errors import InputError
 from smilejax.io import nemo
 from smilejax.io import video as video_io
 
 REPO = Path(__file__).resolve().parents[1]
 N_FOLDS = 4  # the tiny corpus's folds 1-4 (renumbered as they are)
-
-
-def _one_line_error(fn, *parts: str) -> str:
-  with pytest.raises(InputError) as info:
-    fn()
-  msg = str(info.value)
-  assert "\n" not in msg, msg
-  for part in parts:
-    assert part in msg, f"{part!r} not in {msg!r}"
-  return msg
 
 
 def _write_sidecar(root: Path, vid: str, source: str = "mediapipe") -> None:
@@ -93,20 +83,20 @@ def test_prepare_with_au_source_mediapipe(mp_corpus):
   crops = np.load(mp_corpus / "crops" / f"{vid}.npy")
   np.testing.assert_array_equal(prepared.frames[vid], crops[prepared.frame_indices[vid]])
   config.data.au_source = "dlib"
-  _one_line_error(lambda: experiment.validate_config(config), "data.au_source", "dlib")
+  raises_input_error(lambda: experiment.validate_config(config), "data.au_source", "dlib")
 
 
 def test_a_missing_sidecar_is_refused(mp_corpus, tmp_path):
   root = _copy(mp_corpus, tmp_path)
   vid = sorted(p.name for p in (root / "openface").glob("*.csv"))[1][:-4]
   (root / "openface" / f"{vid}{nemo.AU_SOURCE_SUFFIX}").unlink()
-  _one_line_error(
+  raises_input_error(
     lambda: data.load_corpus(root, use_cache=False, progress=False, au_source="mediapipe"),
     f"openface/{vid}.csv",
     "written by OpenFace, not by bin/extract_aus",
   )
   # the default source refuses the other (extract_aus) CSVs of the now mixed corpus
-  _one_line_error(
+  raises_input_error(
     lambda: data.load_corpus(root, use_cache=False, progress=False, with_frames=False),
     "written by bin/extract_aus (au_source mediapipe",
     "not by OpenFace",
@@ -116,7 +106,7 @@ def test_a_missing_sidecar_is_refused(mp_corpus, tmp_path):
 
 def test_a_corpus_of_extract_aus_is_refused_as_openface(mp_corpus):
   for with_frames in (True, False):
-    _one_line_error(
+    raises_input_error(
       lambda: data.load_corpus(mp_corpus, use_cache=False, progress=False, with_frames=with_frames),
       "openface/",
       "written by bin/extract_aus",
@@ -128,7 +118,7 @@ def test_missing_or_bad_crops_are_bad_videos(mp_corpus, tmp_path):
   ids = sorted(p.name[:-4] for p in (root / "crops").glob("*.npy"))
   (root / "crops" / f"{ids[0]}.npy").unlink()
   np.save(root / "crops" / f"{ids[1]}.npy", np.zeros((3, 48, 48, 3), np.uint8))
-  msg = _one_line_error(
+  msg = raises_input_error(
     lambda: data.load_corpus(root, use_cache=False, progress=False, au_source="mediapipe"),
     "2 of",
     f"crops/{ids[0]}.npy",
@@ -155,7 +145,7 @@ def test_the_default_reads_todays_corpus_unchanged(tiny_corpus, tmp_path):
     for name in ("au_TxA", "si_T", "frames_TxHxWxC"):
       np.testing.assert_array_equal(getattr(other, name), getattr(video, name))
     assert other.meta == video.meta and other.fps == video.fps
-  _one_line_error(lambda: data.loading_options({"au_source": "OpenFace"}), "data.au_source", "'OpenFace'")
+  raises_input_error(lambda: data.loading_options({"au_source": "OpenFace"}), "data.au_source", "'OpenFace'")
 
 
 def test_run_fold_on_a_mediapipe_corpus(mp_corpus, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import raises_input_error, shared_path
 
 from smilejax.constants import AU_NAMES, AU_NUMBERS, NUM_AUS
 from smilejax.errors import InputError
@@ -91,36 +91,27 @@ def test_reference_si_file_in_a_package(tmp_path):
   assert v.si_T.shape == (104,) and v.au_TxA is None
 
 
-def _one_line_error(fn, *names):
-  with pytest.raises(InputError) as info:
-    fn()
-  msg = str(info.value)
-  assert "\n" not in msg
-  for name in names:
-    assert name in msg, (name, msg)
-
-
 def test_errors(tmp_path):
   pkg.write_auda_package(tmp_path, {VID: _video()})
   au_file = tmp_path / "action_units" / f"{VID}_action_units.txt"
   lines = au_file.read_text().splitlines()
   j = lines[0].split(",").index("AU12")
   au_file.write_text("\n".join(",".join(c for i, c in enumerate(row.split(",")) if i != j) for row in lines) + "\n")
-  _one_line_error(lambda: pkg.read_auda_package(tmp_path), str(au_file), "AU12")
+  raises_input_error(lambda: pkg.read_auda_package(tmp_path), str(au_file), "AU12")
 
   pkg.write_auda_package(tmp_path, {VID: _video()})
   feat = tmp_path / "features" / "cross-AU_apex" / f"{VID}.txt"
   feat.write_text(",".join(["1.0"] * 100) + "\n")
-  _one_line_error(lambda: pkg.read_auda_package(tmp_path), str(feat), "100 values, expected 1088")
+  raises_input_error(lambda: pkg.read_auda_package(tmp_path), str(feat), "100 values, expected 1088")
   feat.write_text(",".join(["1.0"] * 1087 + ["x"]) + "\n")
-  _one_line_error(lambda: pkg.read_auda_package(tmp_path), str(feat), "'x'")
+  raises_input_error(lambda: pkg.read_auda_package(tmp_path), str(feat), "'x'")
 
   pkg.write_auda_package(tmp_path, {VID: _video()})
-  _one_line_error(lambda: pkg.read_auda_package(tmp_path, ids=["003_deliberate_smile_1"]), "003_deliberate_smile_1")
+  raises_input_error(lambda: pkg.read_auda_package(tmp_path, ids=["003_deliberate_smile_1"]), "003_deliberate_smile_1")
   si = tmp_path / "smile_intensities" / f"{VID}_smile_intensities.txt"
   si.write_text("0.1\n" * 5)
-  _one_line_error(lambda: pkg.read_auda_package(tmp_path), VID, "5 values")
-  _one_line_error(lambda: pkg.read_auda_package(tmp_path / "absent"), "absent")
+  raises_input_error(lambda: pkg.read_auda_package(tmp_path), VID, "5 values")
+  raises_input_error(lambda: pkg.read_auda_package(tmp_path / "absent"), "absent")
 
 
 def test_writer_refuses_bad_shapes(tmp_path):

@@ -9,24 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import raises_input_error, shared_path
 
 from smilejax.constants import AU_INTENSITY_COLUMNS, AU_PRESENCE_COLUMNS, NUM_AUS
 from smilejax.errors import InputError
 from smilejax.io import intensity, nemo, openface, video
 
 DATA = Path(__file__).resolve().parent / "data"
-
-
-def raises_input_error(fn, *names: str) -> str:
-  """Call fn; it must raise InputError whose message is one line containing every string in ``names``."""
-  with pytest.raises(InputError) as info:
-    fn()
-  msg = str(info.value)
-  assert "\n" not in msg, msg
-  for name in names:
-    assert name in msg, f"{name!r} not in {msg!r}"
-  return msg
 
 
 def real_file(name: str) -> Path:
